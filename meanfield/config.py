@@ -1,0 +1,449 @@
+"""Reading and validating run configurations (TOML).
+
+``load(path)`` / ``parse(text)`` return a complete, validated configuration: a nested
+dict with every default filled in.  Anything wrong -- unknown key, wrong type,
+impossible value, incompatible combination -- raises :class:`ConfigError` whose
+message is one line naming the key and the allowed values, before any work starts.
+The tables and keys are those of the README; defaults are in ``DEFAULT_TOML``.
+"""
+
+import math
+import tomllib
+from importlib import resources
+
+from . import activations, initialization, inputs, integrators, projections, targets
+from .flow import GROUPS
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; the message names the key and what is allowed."""
+
+
+def default_text():
+    """The built-in default configuration (the run ``meanfield run`` does with no file)."""
+    return resources.files("meanfield").joinpath("defaults/default.toml").read_text()
+
+
+def load(path):
+    try:
+        with open(path, "rb") as fh:
+            text = fh.read().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
+    return parse(text)
+
+
+def parse(text):
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config is not valid TOML: {exc}") from None
+    config = validate(raw)
+    config["_text"] = text
+    return config
+
+
+# --------------------------------------------------------------------------- checks
+
+def _where(path):
+    table, _, key = path.rpartition(".")
+    return f"[{table}] {key}" if table else key
+
+
+def _fail(path, value, allowed):
+    shown = repr(value) if not isinstance(value, (dict, list)) else _short(value)
+    raise ConfigError(f"{_where(path)} = {shown}: {allowed}")
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) < 60 else text[:57] + "..."
+
+
+def _table(raw, path, keys):
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        _fail(path, raw, "must be a table")
+    unknown = sorted(set(raw) - set(keys))
+    if unknown:
+        where = f"[{path}]" if path else "the top level"
+        raise ConfigError(f"unknown key {unknown[0]!r} in {where}; allowed: {', '.join(sorted(keys))}")
+    return raw
+
+
+def _int(raw, path, default=None, minimum=None):
+    value = raw.get(path.rpartition(".")[2], default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(path, value, "must be an integer" + (f" >= {minimum}" if minimum is not None else ""))
+    if minimum is not None and value < minimum:
+        _fail(path, value, f"must be an integer >= {minimum}")
+    return value
+
+
+def _float(raw, path, default=None, positive=False, nonnegative=False):
+    value = raw.get(path.rpartition(".")[2], default)
+    if value is None:
+        return None
+    bound = " > 0" if positive else " >= 0" if nonnegative else ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        _fail(path, value, "must be a finite number" + bound)
+    if (positive and value <= 0) or (nonnegative and value < 0):
+        _fail(path, value, "must be a number" + bound)
+    return float(value)
+
+
+def _choice(raw, path, allowed, default=None):
+    value = raw.get(path.rpartition(".")[2], default)
+    if value not in allowed:
+        _fail(path, value, f"allowed: {', '.join(map(str, allowed))}")
+    return value
+
+
+def _bool(raw, path, default):
+    value = raw.get(path.rpartition(".")[2], default)
+    if not isinstance(value, bool):
+        _fail(path, value, "must be true or false")
+    return value
+
+
+def _floats(value, path, length=None):
+    if not isinstance(value, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value):
+        _fail(path, value, "must be a list of numbers")
+    if length is not None and len(value) != length:
+        _fail(path, value, f"must have {length} entries")
+    return [float(v) for v in value]
+
+
+# --------------------------------------------------------------------------- sections
+
+def validate(raw):
+    _table(raw, "", ("seed", "problem", "model", "expectation", "flow", "finite", "output"))
+    config = {"seed": _int(raw, "seed", 0, minimum=0)}
+    config["model"] = _model(raw.get("model"))
+    config["problem"] = _problem(raw.get("problem"), config["model"])
+    config["expectation"] = _expectation(raw.get("expectation"), config)
+    config["flow"] = _flow(raw.get("flow"), config)
+    config["finite"] = _finite(raw.get("finite"))
+    config["output"] = _output(raw.get("output"))
+    return config
+
+
+def _width(value, path, layers):
+    if layers == 2:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            _fail(path, value, "two-layer width must be an integer >= 1")
+        return value
+    if (not isinstance(value, list) or len(value) != 2
+            or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)):
+        _fail(path, value, "three-layer width must be [M1, M2], integers >= 1")
+    return list(value)
+
+
+def _model(raw):
+    raw = _table(raw, "model", ("layers", "activation", "width", "bias", "init", "particle_weights", "dtype"))
+    layers = _choice(raw, "model.layers", (2, 3), 2)
+    model = {
+        "layers": layers,
+        "activation": _choice(raw, "model.activation", activations.NAMES, "relu"),
+        "width": _width(raw.get("width", 256 if layers == 2 else [256, 256]), "model.width", layers),
+        "bias": _bool(raw, "model.bias", True),
+        "particle_weights": _choice(raw, "model.particle_weights", ("uniform", "random"), "uniform"),
+        "dtype": _choice(raw, "model.dtype", ("float64", "float32"), "float64"),
+    }
+    model["init"] = _init(raw.get("init"), "model.init", layers)
+    return model
+
+
+def _law(raw, path, group, name):
+    raw = _table(raw, path, ("law", "scale", "mean", "low", "high", "radius", "value"))
+    law = _choice(raw, path + ".law", initialization.LAWS)
+    allowed = set(initialization.LAW_OPTIONS[law]) | {"law"}
+    extra = sorted(set(raw) - allowed)
+    if extra:
+        raise ConfigError(f"[{path}] law {law!r} takes no key {extra[0]!r}; allowed: {', '.join(sorted(allowed))}")
+    if law == "row_constant" and (group, name) != ("layer2", "weight"):
+        _fail(path + ".law", law, "row_constant is a law for layer2 weights only")
+    out = {"law": law}
+    for key in allowed - {"law"}:
+        positive = key in ("scale", "radius")
+        value = _float(raw, f"{path}.{key}", None, nonnegative=positive)
+        if value is not None:
+            out[key] = value
+    if law == "constant" and "value" not in out:
+        raise ConfigError(f"[{path}] law 'constant' needs a value")
+    if law == "uniform" and out.get("low", -1.0) >= out.get("high", 1.0):
+        raise ConfigError(f"[{path}] uniform law needs low < high")
+    return out
+
+
+def _init(raw, path, layers):
+    groups = ("layer1", "layer2", "readout") if layers == 3 else ("layer1", "readout")
+    raw = _table(raw, path, groups)
+    init = {}
+    for group in groups:
+        spec = raw.get(group)
+        if spec is None:
+            continue
+        if not isinstance(spec, dict):
+            _fail(f"{path}.{group}", spec, "must be a law table {law = ...} or {weight = {...}, bias = {...}}")
+        names = ("weight",) if group == "readout" else ("weight", "bias")
+        if "law" in spec:
+            init[group] = {name: _law(spec, f"{path}.{group}", group, name) for name in names}
+        else:
+            sub = _table(spec, f"{path}.{group}", names)
+            init[group] = {name: _law(sub[name], f"{path}.{group}.{name}", group, name) for name in sub}
+    return init
+
+
+def _input(raw, d):
+    raw = _table(raw, "problem.input", ("law", "radius"))
+    law = _choice(raw, "problem.input.law", ("gaussian", "sphere", "ball", "radial"), "gaussian")
+    if law == "gaussian":
+        if "radius" in raw:
+            raise ConfigError("[problem.input] law 'gaussian' takes no radius")
+        return {"law": law}
+    if law in ("sphere", "ball"):
+        return {"law": law, "radius": _float(raw, "problem.input.radius", 1.0, positive=True)}
+    spec = _table(raw.get("radius"), "problem.input.radius", ("law", "rmin", "rmax", "edges", "density"))
+    kind = _choice(spec, "problem.input.radius.law", ("uniform", "tabulated"), "uniform")
+    if kind == "uniform":
+        rmin = _float(spec, "problem.input.radius.rmin", 0.0, nonnegative=True)
+        rmax = _float(spec, "problem.input.radius.rmax", 1.0, positive=True)
+        if rmax <= rmin:
+            _fail("problem.input.radius.rmax", rmax, f"must be > rmin = {rmin}")
+        return {"law": law, "radius": {"law": kind, "rmin": rmin, "rmax": rmax}}
+    edges = _floats(spec.get("edges"), "problem.input.radius.edges")
+    density = _floats(spec.get("density"), "problem.input.radius.density")
+    try:
+        inputs.tabulated_radius_inputs(d, edges, density)
+    except ValueError as exc:
+        raise ConfigError(f"[problem.input.radius] {exc}") from None
+    return {"law": law, "radius": {"law": kind, "edges": edges, "density": density}}
+
+
+def _target(raw, d, model):
+    raw = raw if raw is not None else {"kind": "relu_ball"}
+    base = ("kind", "amplitude")
+    kind = _choice(_table(raw, "problem.target", set(raw) | {"kind"}), "problem.target.kind",
+                   ("relu_ball", "radial", "single_index", "teacher"))
+    path = "problem.target"
+    if kind == "relu_ball":
+        raw = _table(raw, path, base + ("radius",))
+        target = {"radius": _float(raw, path + ".radius", 1.0, positive=True)}
+    elif kind == "radial":
+        raw = _table(raw, path, base + ("profile", "radius", "width", "frequency"))
+        target = {
+            "profile": _choice(raw, path + ".profile", targets.PROFILES),
+            "radius": _float(raw, path + ".radius", 1.0, positive=True),
+            "width": _float(raw, path + ".width", 1.0, positive=True),
+            "frequency": _float(raw, path + ".frequency", 1.0),
+        }
+    elif kind == "single_index":
+        raw = _table(raw, path, base + ("link", "direction", "scale", "seed"))
+        target = {
+            "link": _choice(raw, path + ".link", targets.LINKS, "relu"),
+            "scale": _float(raw, path + ".scale", 1.0, positive=True),
+            "seed": _int(raw, path + ".seed", None, minimum=0),
+            "direction": None,
+        }
+        if "direction" in raw:
+            direction = _floats(raw["direction"], path + ".direction", d)
+            if not any(direction):
+                _fail(path + ".direction", direction, "must not be the zero vector")
+            target["direction"] = direction
+    else:
+        raw = _table(raw, path, base + ("layers", "width", "activation", "bias", "seed", "init", "params"))
+        layers = _choice(raw, path + ".layers", (2, 3), model["layers"])
+        target = {
+            "layers": layers,
+            "width": _width(raw.get("width", 3 if layers == 2 else [3, 3]), path + ".width", layers),
+            "activation": _choice(raw, path + ".activation", activations.NAMES, model["activation"]),
+            "bias": _bool(raw, path + ".bias", model["bias"]),
+            "seed": _int(raw, path + ".seed", None, minimum=0),
+            "init": _init(raw.get("init"), path + ".init", layers) if "init" in raw else
+            (model["init"] if layers == model["layers"] else {}),
+            "params": raw.get("params"),
+        }
+        if target["params"] is not None:
+            _teacher_params(target, d)
+    target["kind"] = kind
+    target["amplitude"] = _float(raw, path + ".amplitude", 1.0)
+    return target
+
+
+def _teacher_params(target, d):
+    """Check explicitly given teacher parameters against the teacher's layout."""
+    from .networks import build_network
+
+    network = build_network(target["layers"], d, target["width"], target["activation"], target["bias"])
+    params = target["params"]
+    path = "problem.target.params"
+    _table(params, path, network.layout.groups)
+    for f in network.layout.fields:
+        group = _table(params.get(f.group), f"{path}.{f.group}", [g.name for g in network.layout.fields if g.group == f.group])
+        if f.name not in group:
+            raise ConfigError(f"[{path}.{f.group}] missing {f.name} (shape {f.shape})")
+        import numpy as np
+
+        try:
+            value = np.asarray(group[f.name], dtype=float)
+        except (TypeError, ValueError):
+            _fail(f"{path}.{f.group}.{f.name}", group[f.name], "must be numbers")
+        if value.shape != f.shape or not np.all(np.isfinite(value)):
+            _fail(f"{path}.{f.group}.{f.name}", group[f.name], f"must be finite numbers of shape {f.shape}")
+
+
+def _problem(raw, model):
+    raw = _table(raw, "problem", ("d", "input", "target", "noise"))
+    d = _int(raw, "problem.d", 10, minimum=1)
+    return {
+        "d": d,
+        "input": _input(raw.get("input"), d),
+        "target": _target(raw.get("target"), d, model),
+        "noise": _float(raw, "problem.noise", 0.0, nonnegative=True),
+    }
+
+
+def _expectation(raw, config):
+    raw = _table(raw, "expectation", ("method", "n", "sampler", "eval_n", "seed"))
+    method = _choice(raw, "expectation.method", ("samples", "closed_form"), "samples")
+    n = _int(raw, "expectation.n", 4096, minimum=1)
+    out = {
+        "method": method,
+        "n": n,
+        "sampler": _choice(raw, "expectation.sampler", ("mc", "sobol"), "mc"),
+        "eval_n": _int(raw, "expectation.eval_n", n, minimum=1),
+        "seed": _int(raw, "expectation.seed", None, minimum=0),
+    }
+    if out["sampler"] == "sobol":
+        for key in ("n", "eval_n"):
+            if out[key] & (out[key] - 1):
+                _fail(f"expectation.{key}", out[key], "sobol sampling needs a power of two")
+    if method == "closed_form":
+        _check_closed_form(config)
+    return out
+
+
+def _check_closed_form(config):
+    model, problem = config["model"], config["problem"]
+    target = problem["target"]
+    why = None
+    if problem["input"]["law"] != "gaussian":
+        why = "needs [problem.input] law = 'gaussian'"
+    elif model["layers"] != 2:
+        why = "needs a two-layer model"
+    elif model["bias"]:
+        why = "needs [model] bias = false"
+    elif model["activation"] not in ("relu", "erf"):
+        why = "needs [model] activation 'relu' or 'erf'"
+    elif target["kind"] == "teacher" and (
+            target["layers"] != 2 or target["bias"] or target["activation"] != model["activation"]):
+        why = "needs a two-layer teacher without bias and with the model's activation"
+    elif target["kind"] == "single_index" and target["link"] != model["activation"]:
+        why = "needs a single_index link equal to the model's activation"
+    elif target["kind"] not in ("teacher", "single_index"):
+        why = "needs a teacher or single_index target"
+    if why:
+        raise ConfigError(f"[expectation] method = 'closed_form' {why} (exact Gaussian kernels exist only "
+                          "for two-layer bias-free relu/erf networks); use method = 'samples'")
+
+
+def _timescale(raw, path, default=None):
+    raw = _table(raw, path, GROUPS)
+    out = dict(default or {g: 1.0 for g in GROUPS})
+    for group in raw:
+        out[group] = _float(raw, f"{path}.{group}", None, nonnegative=True)
+    return out
+
+
+def _flow(raw, config):
+    raw = _table(raw, "flow", ("time", "integrator", "dt", "rtol", "atol", "weight_decay", "temperature",
+                               "timescale", "phases", "projections"))
+    flow = {
+        "time": _float(raw, "flow.time", 10.0, positive=True),
+        "integrator": _choice(raw, "flow.integrator", integrators.NAMES, "heun"),
+        "dt": _float(raw, "flow.dt", 0.01, positive=True),
+        "rtol": _float(raw, "flow.rtol", 1e-6, positive=True),
+        "atol": _float(raw, "flow.atol", 1e-9, nonnegative=True),
+        "weight_decay": _float(raw, "flow.weight_decay", 0.0, nonnegative=True),
+        "temperature": _float(raw, "flow.temperature", 0.0, nonnegative=True),
+    }
+    if flow["integrator"] == "adaptive" and flow["temperature"] > 0:
+        _fail("flow.temperature", flow["temperature"],
+              "the adaptive integrator is deterministic; temperature > 0 needs euler, heun or rk4")
+    flow["timescale"] = _timescale(raw.get("timescale"), "flow.timescale")
+    phases = raw.get("phases", [])
+    if not isinstance(phases, list):
+        _fail("flow.phases", phases, "must be an array of tables [{until = t, timescale = {...}}, ...]")
+    flow["phases"], previous = [], 0.0
+    for k, phase in enumerate(phases):
+        path = f"flow.phases[{k}]"
+        phase = _table(phase, path, ("until", "timescale"))
+        until = _float(phase, path + ".until", None, positive=True)
+        if until is None or until <= previous or until > flow["time"]:
+            _fail(path + ".until", until, f"must be increasing, > {previous} and <= [flow] time = {flow['time']}")
+        flow["phases"].append({"until": until, "timescale": _timescale(phase.get("timescale"), path + ".timescale",
+                                                                         flow["timescale"])})
+        previous = until
+    layers = config["model"]["layers"]
+    groups = GROUPS if layers == 3 else ("layer1", "readout")
+    proj = _table(raw.get("projections"), "flow.projections", groups)
+    flow["projections"] = {}
+    for group, spec in proj.items():
+        path = f"flow.projections.{group}"
+        spec = {"kind": spec} if isinstance(spec, str) else _table(spec, path, ("kind", "radius"))
+        kind = _choice(spec, path + ".kind", projections.KINDS)
+        if kind == "row_mean" and group != "layer2":
+            _fail(path, kind, "row_mean applies to layer2 of a three-layer model only")
+        entry = {"kind": kind}
+        if kind == "ball":
+            entry["radius"] = _float(spec, path + ".radius", 1.0, positive=True)
+        flow["projections"][group] = entry
+    return flow
+
+
+def _finite(raw):
+    raw = _table(raw, "finite", ("widths", "seeds", "optimizer", "lr", "batch", "coupling", "n_train"))
+    widths = raw.get("widths", [])
+    if not isinstance(widths, list) or any(isinstance(w, bool) or not isinstance(w, (int, list)) for w in widths):
+        _fail("finite.widths", widths, "must be a list of widths")
+    return {
+        "widths": widths,
+        "seeds": _int(raw, "finite.seeds", 1, minimum=1),
+        "optimizer": _choice(raw, "finite.optimizer", ("gd", "sgd"), "gd"),
+        "lr": _float(raw, "finite.lr", None, positive=True),
+        "batch": _int(raw, "finite.batch", None, minimum=1),
+        "coupling": _choice(raw, "finite.coupling", ("subsample", "independent"), "subsample"),
+        "n_train": _int(raw, "finite.n_train", None, minimum=1),
+    }
+
+
+def _times(raw, path, count, spacing):
+    raw = _table(raw, path, ("count", "spacing"))
+    return {
+        "count": _int(raw, path + ".count", count, minimum=2),
+        "spacing": _choice(raw, path + ".spacing", ("linear", "geometric"), spacing),
+    }
+
+
+def _output(raw):
+    raw = _table(raw, "output", ("path", "snapshots", "metrics", "checkpoint_seconds", "wall_limit_seconds",
+                                 "progress", "plot"))
+    path = raw.get("path", "meanfield-run.h5")
+    if not isinstance(path, str) or not path:
+        _fail("output.path", path, "must be a file name")
+    return {
+        "path": path,
+        "snapshots": _times(raw.get("snapshots"), "output.snapshots", 11, "linear"),
+        "metrics": _times(raw.get("metrics"), "output.metrics", 101, "geometric"),
+        "checkpoint_seconds": _float(raw, "output.checkpoint_seconds", 600.0, positive=True),
+        "wall_limit_seconds": _float(raw, "output.wall_limit_seconds", None, positive=True),
+        "progress": _bool(raw, "output.progress", True),
+        "plot": _bool(raw, "output.plot", True),
+    }

@@ -1,0 +1,171 @@
+"""Expectations over a fixed weighted sample set: E_x[g] = sum_k omega_k g(x_k).
+
+The velocity of every particle is computed chunk by chunk over samples, so memory is
+O((N + n) d + chunk * N): for each chunk of rows the pre-activations come from one BLAS
+product, a fused compiled kernel evaluates the activations, the network output, the
+residual e_k = f(x_k) - y_k and the backward factors in one sweep over the rows, and
+BLAS products accumulate the velocities in place.
+
+Two-layer velocities (v = -(1/p_i) dR/dtheta_i, data term only):
+
+    v_a_i = -E[e sigma(z_i)]              z_i = <w_i, x> + b_i
+    v_w_i = -E[e a_i sigma'(z_i) x]
+    v_b_i = -E[e a_i sigma'(z_i)]
+
+Three-layer (phi_i = sigma(<u_i, x> + c_i), g_j = e a_j sigma'(h_j)):
+
+    v_a_j  = -E[e sigma(h_j)]             v_b_j = -E[g_j]
+    v_W_ji = -E[g_j phi_i]                (the 1/(p_i q_j) scaling)
+    v_u_i  = -E[(sum_j q_j g_j W_ji) sigma'(<u_i,x> + c_i) x],   v_c_i likewise without x
+"""
+
+import numpy as np
+
+from .. import activations
+from ..kernels.blas import gemm_into
+from ..jit import num_threads, parallel_map, single_threaded_blas
+from ..kernels.elementwise import activate, multiply, readout_rows
+
+DEFAULT_CHUNK_BYTES = 2 ** 24
+
+
+class SampleExpectation:
+    """Weighted samples (X, y, omega) for training and an independent evaluation set."""
+
+    method = "samples"
+
+    def __init__(self, X, y, weights=None, eval_X=None, eval_y=None, eval_weights=None,
+                 chunk_bytes=DEFAULT_CHUNK_BYTES):
+        self.X = np.ascontiguousarray(X)
+        dtype = self.X.dtype
+        self.y = np.ascontiguousarray(y, dtype=dtype)
+        n = len(self.X)
+        self.weights = (np.full(n, 1.0 / n) if weights is None else np.asarray(weights, dtype=float)).astype(dtype)
+        if self.y.shape != (n,) or self.weights.shape != (n,):
+            raise ValueError("samples: X, y and weights must have the same number of rows")
+        if eval_X is None:
+            eval_X, eval_y, eval_weights = self.X, self.y, self.weights
+        self.eval_X = np.ascontiguousarray(eval_X, dtype=dtype)
+        self.eval_y = np.asarray(eval_y, dtype=dtype)
+        m = len(self.eval_X)
+        self.eval_weights = (np.full(m, 1.0 / m) if eval_weights is None else np.asarray(eval_weights, dtype=float)).astype(dtype)
+        self.chunk_bytes = int(chunk_bytes)
+        self._buffers = {}
+
+    @property
+    def target_variance(self):
+        """Var(y) under the training weights."""
+        mean = self.weights @ self.y
+        return float(self.weights @ (self.y - mean) ** 2)
+
+    def loss(self, network, flat):
+        """1/2 E[(f - y)^2] on the training set."""
+        return _half_mean_square(network.output(flat, self.X) - self.y, self.weights)
+
+    def test_loss(self, network, flat):
+        """1/2 E[(f - y)^2] on the evaluation set."""
+        return _half_mean_square(network.output(flat, self.eval_X) - self.eval_y, self.eval_weights)
+
+    def velocity(self, network, flat, out):
+        """Write -(1/mass) d(data risk)/dtheta into ``out``; return the data risk.
+
+        The sample set is cut into chunks dealt round-robin to the worker threads; each
+        worker accumulates into its own buffer (worker 0 into ``out``) and the buffers
+        are added in worker order, so the result depends only on the thread count.
+        """
+        if network.layers == 2:
+            columns, chunk = 2 * network.width, self._two_layer_chunk
+        else:
+            columns, chunk = 3 * network.width1 + 2 * network.width2, self._three_layer_chunk
+        shared = self._shared(network, flat)
+        n, workers = len(self.X), num_threads()
+        rows = max(1, min(self._rows_per_chunk(columns), -(-n // workers)))
+        starts = list(range(0, n, rows))
+        workers = min(workers, len(starts))
+        sinks = [out] + [self._workspace(w, "velocity", out.shape, out.dtype) for w in range(1, workers)]
+
+        def work(w):
+            sink = sinks[w]
+            sink[:] = 0
+            views = network.layout.unpack(sink)
+            return sum(chunk(network, shared, views, w, start, min(start + rows, n), rows)
+                       for start in starts[w::workers])
+
+        with single_threaded_blas():
+            losses = parallel_map(work, range(workers))
+        for sink in sinks[1:]:
+            out += sink
+        return float(sum(losses))
+
+    def _rows_per_chunk(self, columns):
+        return int(max(1, min(len(self.X), self.chunk_bytes // (columns * self.X.itemsize))))
+
+    def _workspace(self, worker, name, shape, dtype):
+        """A buffer owned by one worker, kept between calls."""
+        key = (worker, name)
+        buffer = self._buffers.get(key)
+        if buffer is None or buffer.shape != tuple(shape) or buffer.dtype != dtype:
+            buffer = self._buffers[key] = np.empty(shape, dtype=dtype)
+        return buffer
+
+    @staticmethod
+    def _shared(net, flat):
+        """Read-only per-evaluation arrays shared by the workers."""
+        P = net.layout.unpack(flat)
+        a = P["readout"]["weight"]
+        shared = {"P": P, "code": activations.code(net.activation)}
+        if net.layers == 2:
+            shared["bias"] = P["layer1"]["bias"] if net.bias else np.zeros(net.width, dtype=flat.dtype)
+            shared["coef"] = (net.p * a).astype(flat.dtype)
+            return shared
+        W = P["layer2"]["weight"]
+        shared["bias1"] = P["layer1"]["bias"] if net.bias else np.zeros(net.width1, dtype=flat.dtype)
+        shared["bias2"] = P["layer2"]["bias"] if net.bias else np.zeros(net.width2, dtype=flat.dtype)
+        shared["coef"] = (net.q * a).astype(flat.dtype)
+        shared["Wp"] = (W * net.p).astype(flat.dtype)            # p_i W_ji: forward
+        shared["Wq"] = (W * net.q[:, None]).astype(flat.dtype)   # q_j W_ji: backward
+        return shared
+
+    def _two_layer_chunk(self, net, shared, V, worker, start, stop, rows):
+        P, dtype = shared["P"], self.X.dtype
+        Xc, yc, wc = self.X[start:stop], self.y[start:stop], self.weights[start:stop]
+        Z = self._workspace(worker, "Z", (rows, net.width), dtype)[:len(Xc)]
+        D = self._workspace(worker, "D", (rows, net.width), dtype)[:len(Xc)]
+        a = P["readout"]["weight"]
+        gemm_into(1.0, Xc, P["layer1"]["weight"].T, 0.0, Z)
+        e = readout_rows(Z, D, shared["bias"], shared["coef"], a, yc, wc, shared["code"])
+        r = (wc * e).astype(dtype)
+        gemm_into(-1.0, r[None, :], Z, 1.0, V["readout"]["weight"][None, :])
+        gemm_into(-1.0, D.T, Xc, 1.0, V["layer1"]["weight"])
+        if net.bias:
+            V["layer1"]["bias"] -= D.sum(axis=0)
+        return _half_mean_square(e, wc)
+
+    def _three_layer_chunk(self, net, shared, V, worker, start, stop, rows):
+        P, dtype = shared["P"], self.X.dtype
+        Xc, yc, wc = self.X[start:stop], self.y[start:stop], self.weights[start:stop]
+        k, (m1, m2) = len(Xc), net.widths
+        Phi = self._workspace(worker, "Phi", (rows, m1), dtype)[:k]
+        D1 = self._workspace(worker, "D1", (rows, m1), dtype)[:k]
+        B = self._workspace(worker, "B", (rows, m1), dtype)[:k]
+        H = self._workspace(worker, "H", (rows, m2), dtype)[:k]
+        G = self._workspace(worker, "G", (rows, m2), dtype)[:k]
+        a = P["readout"]["weight"]
+        gemm_into(1.0, Xc, P["layer1"]["weight"].T, 0.0, Phi)
+        activate(Phi, D1, shared["bias1"], shared["code"])
+        gemm_into(1.0, Phi, shared["Wp"].T, 0.0, H)
+        e = readout_rows(H, G, shared["bias2"], shared["coef"], a, yc, wc, shared["code"])
+        r = (wc * e).astype(dtype)
+        gemm_into(-1.0, r[None, :], H, 1.0, V["readout"]["weight"][None, :])
+        gemm_into(-1.0, G.T, Phi, 1.0, V["layer2"]["weight"])
+        gemm_into(1.0, G, shared["Wq"], 0.0, B)
+        multiply(B, D1)
+        gemm_into(-1.0, B.T, Xc, 1.0, V["layer1"]["weight"])
+        if net.bias:
+            V["layer2"]["bias"] -= G.sum(axis=0)
+            V["layer1"]["bias"] -= B.sum(axis=0)
+        return _half_mean_square(e, wc)
+
+
+def _half_mean_square(e, weights):
+    return 0.5 * float(np.dot(weights.astype(np.float64), np.square(e, dtype=np.float64)))

@@ -1,0 +1,158 @@
+"""Explicit Runge--Kutta integrators for d y/dt = F(y), with fixed or adaptive steps.
+
+Every scheme is a Butcher tableau (A, b) run by one stepping routine:
+
+    k_i   = F(y + h sum_{j<i} A_ij k_j)
+    y_new = y + h sum_i b_i k_i
+
+    euler  order 1,  heun  order 2 (explicit trapezoid),  rk4  order 4 (classical)
+
+``adaptive`` is Dormand--Prince 5(4): it advances with the 5th-order weights and
+estimates the local error with the embedded 4th-order ones,
+
+    err = || h sum_i (b_i - bhat_i) k_i / (atol + rtol max(|y|, |y_new|)) ||_rms,
+
+accepts the step when err <= 1, and rescales h by min(5, max(0.2, 0.9 err^(-1/5))).
+
+``advance(F, y, t0, t1, after_step)`` integrates from t0 to t1 landing exactly on t1:
+fixed-step schemes use n = ceil((t1 - t0)/dt) equal steps of (t1 - t0)/n.  After every
+(accepted) step ``after_step(y, t, h)`` is called; it may change y in place
+(projections, Langevin noise) and may raise to stop the run.
+"""
+
+import math
+
+import numpy as np
+
+NAMES = ("euler", "heun", "rk4", "adaptive")
+
+TABLEAUS = {
+    "euler": ([], [1.0]),
+    "heun": ([[1.0]], [0.5, 0.5]),
+    "rk4": ([[0.5], [0.0, 0.5], [0.0, 0.0, 1.0]], [1 / 6, 1 / 3, 1 / 3, 1 / 6]),
+}
+ORDERS = {"euler": 1, "heun": 2, "rk4": 4, "adaptive": 5}
+
+# Dormand & Prince (1980), RK5(4)7M.
+DOPRI_A = [
+    [1 / 5],
+    [3 / 40, 9 / 40],
+    [44 / 45, -56 / 15, 32 / 9],
+    [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729],
+    [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656],
+    [35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84],
+]
+DOPRI_B = [35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0]
+DOPRI_BHAT = [5179 / 57600, 0.0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40]
+
+
+def _stages(F, y, h, A):
+    """Stage derivatives k_i of an explicit tableau."""
+    ks = [F(y)]
+    for row in A:
+        yi = y.copy()
+        for aij, kj in zip(row, ks):
+            if aij:
+                yi += (h * aij) * kj
+        ks.append(F(yi))
+    return ks
+
+
+def _combine(y, h, weights, ks):
+    out = y.copy()
+    for bi, ki in zip(weights, ks):
+        if bi:
+            out += (h * bi) * ki
+    return out
+
+
+def fixed_step_count(t0, t1, dt):
+    """Number of equal steps of size <= dt (up to rounding) that cover [t0, t1]."""
+    return max(1, math.ceil((t1 - t0) / dt - 1e-9))
+
+
+class FixedStep:
+    """euler, heun or rk4 with step dt."""
+
+    adaptive = False
+
+    def __init__(self, name, dt):
+        if name not in TABLEAUS:
+            raise ValueError(f"unknown fixed-step integrator {name!r}; allowed: {', '.join(TABLEAUS)}")
+        if not dt > 0:
+            raise ValueError(f"dt must be > 0, got {dt}")
+        self.name, self.dt = name, float(dt)
+        self.A, self.b = TABLEAUS[name]
+        self.steps = 0
+
+    def advance(self, F, y, t0, t1, after_step=None):
+        n = fixed_step_count(t0, t1, self.dt)
+        h = (t1 - t0) / n
+        for k in range(n):
+            y = _combine(y, h, self.b, _stages(F, y, h, self.A))
+            self.steps += 1
+            t = t1 if k == n - 1 else t0 + (k + 1) * h
+            if after_step is not None:
+                after_step(y, t, h)
+        return y
+
+
+class DormandPrince:
+    """Adaptive embedded Runge--Kutta 5(4) with error control by rtol and atol."""
+
+    adaptive = True
+    SAFETY, MIN_FACTOR, MAX_FACTOR = 0.9, 0.2, 5.0
+
+    def __init__(self, rtol=1e-6, atol=1e-9, dt=None):
+        if not (rtol > 0 and atol >= 0):
+            raise ValueError("adaptive integrator needs rtol > 0 and atol >= 0")
+        self.name, self.rtol, self.atol = "adaptive", float(rtol), float(atol)
+        self.h = dt
+        self.steps = self.rejected = 0
+
+    def _error_norm(self, y, y_new, err):
+        scale = self.atol + self.rtol * np.maximum(np.abs(y), np.abs(y_new))
+        return float(np.sqrt(np.mean(np.square(err / scale))))
+
+    def _initial_step(self, F, y, span):
+        """Hairer--Wanner's first guess h = 0.01 ||y|| / ||F(y)|| in the error norm."""
+        scale = self.atol + self.rtol * np.abs(y)
+        d0 = np.sqrt(np.mean(np.square(y / scale)))
+        d1 = np.sqrt(np.mean(np.square(F(y) / scale)))
+        h = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
+        return min(h, span)
+
+    def advance(self, F, y, t0, t1, after_step=None):
+        t = t0
+        if self.h is None:
+            self.h = self._initial_step(F, y, t1 - t0)
+        while t < t1:
+            last = self.h >= (t1 - t) * (1 - 1e-12)
+            h = (t1 - t) if last else self.h
+            ks = _stages(F, y, h, DOPRI_A)
+            y_new = _combine(y, h, DOPRI_B, ks)
+            err = _combine(np.zeros_like(y), h, np.subtract(DOPRI_B, DOPRI_BHAT), ks)
+            norm = self._error_norm(y, y_new, err)
+            factor = self.SAFETY * norm ** -0.2 if norm > 0 else self.MAX_FACTOR
+            factor = min(self.MAX_FACTOR, max(self.MIN_FACTOR, factor))
+            if norm <= 1.0:
+                y, t = y_new, (t1 if last else t + h)
+                self.steps += 1
+                if after_step is not None:
+                    after_step(y, t, h)
+                if not last or factor < 1:
+                    self.h = h * factor
+            else:
+                self.rejected += 1
+                self.h = h * min(1.0, factor)
+            if not np.isfinite(self.h) or self.h <= 1e-14 * max(1.0, abs(t1)):
+                raise FloatingPointError(f"adaptive step size underflow at t = {t:.6g}")
+        return y
+
+
+def make_integrator(name, dt=None, rtol=1e-6, atol=1e-9):
+    if name == "adaptive":
+        return DormandPrince(rtol, atol, dt)
+    if name in TABLEAUS:
+        return FixedStep(name, dt)
+    raise ValueError(f"unknown integrator {name!r}; allowed: {', '.join(NAMES)}")

@@ -1,0 +1,1 @@
+"""Compiled building blocks of the velocity fields."""

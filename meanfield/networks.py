@@ -1,0 +1,182 @@
+"""Two- and three-layer networks in mean-field scaling (particle form).
+
+Two-layer, particles (w_i, b_i, a_i) with weights p_i (sum 1):
+
+    f(x) = sum_i p_i a_i sigma(<w_i, x> + b_i)
+
+Three-layer, first-layer particles (u_i, c_i) with weights p_i, second-layer
+particles (W_j, b_j, a_j) with weights q_j:
+
+    h_j(x) = sum_i p_i W_ji sigma(<u_i, x> + c_i) + b_j
+    f(x)   = sum_j q_j a_j sigma(h_j(x))
+
+Parameters live in one flat vector described by ``network.layout`` with fields
+``layer1/weight``, ``layer1/bias``, ``layer2/weight``, ``layer2/bias``,
+``readout/weight`` (biases only when ``bias=True``).  ``network.mass()`` gives every
+coordinate's particle weight -- p_i, q_j, or p_i q_j for W_ji -- the factor that turns
+a gradient of the risk into a velocity of the flow, v = -(1/mass) dR/dtheta.
+
+The ``output`` methods here are plain numpy (chunked over inputs); the flow itself
+uses the compiled kernels of :mod:`meanfield.kernels`.
+"""
+
+import numpy as np
+
+from . import activations
+from .layout import Layout
+
+OUTPUT_CHUNK_ELEMENTS = 2 ** 22
+
+
+def checked_weights(weights, count, label):
+    """Particle weights: 1/count each by default, else validated (positive, sum 1)."""
+    if weights is None:
+        return np.full(count, 1.0 / count)
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (count,) or np.any(weights <= 0) or abs(weights.sum() - 1) > 1e-9:
+        raise ValueError(f"{label} particle weights must be {count} positive numbers summing to 1")
+    return weights
+
+
+class Network:
+    """Common parts: layout, masses, chunked evaluation."""
+
+    layers: int
+
+    def _field_weights(self):
+        """{(group, name): weight array broadcastable to the field's shape}."""
+        raise NotImplementedError
+
+    def mass(self):
+        """Per-coordinate particle weight, laid out like the flat parameter vector."""
+        out = np.empty(self.layout.size)
+        weights = self._field_weights()
+        for f in self.layout.fields:
+            out[f.slice] = np.broadcast_to(weights[f.group, f.name], f.shape).ravel()
+        return out
+
+    def output(self, flat, X):
+        """f at the rows of X (plain numpy, chunked over rows)."""
+        params = self.layout.unpack(flat)
+        out = np.empty(len(X), dtype=flat.dtype)
+        rows = max(1, OUTPUT_CHUNK_ELEMENTS // max(self.widths))
+        for start in range(0, len(X), rows):
+            chunk = X[start:start + rows]
+            out[start:start + len(chunk)] = self._output(params, chunk)
+        return out
+
+    def _output(self, params, X):
+        raise NotImplementedError
+
+
+class TwoLayerNetwork(Network):
+    """f(x) = sum_i p_i a_i sigma(<w_i, x> + b_i)."""
+
+    layers = 2
+
+    def __init__(self, d, width, activation="relu", bias=True, particle_weights=None):
+        activations.code(activation)
+        self.d, self.width, self.activation, self.bias = int(d), int(width), activation, bool(bias)
+        self.p = checked_weights((particle_weights or {}).get("layer1"), self.width, "layer1")
+        entries = [("layer1", "weight", (self.width, self.d))]
+        if self.bias:
+            entries.append(("layer1", "bias", (self.width,)))
+        entries.append(("readout", "weight", (self.width,)))
+        self.layout = Layout(entries)
+
+    @property
+    def widths(self):
+        return (self.width,)
+
+    @property
+    def particle_weights(self):
+        """The weights stored under /particle_weights/<group>."""
+        return {"layer1": self.p, "readout": self.p}
+
+    def _field_weights(self):
+        p = self.p
+        return {("layer1", "weight"): p[:, None], ("layer1", "bias"): p, ("readout", "weight"): p}
+
+    def preactivations(self, params, X):
+        """z_ki = <w_i, x_k> + b_i."""
+        z = X @ params["layer1"]["weight"].T
+        if self.bias:
+            z += params["layer1"]["bias"]
+        return z
+
+    def _output(self, params, X):
+        coef = self.p * params["readout"]["weight"]
+        return activations.value(self.activation, self.preactivations(params, X)) @ coef
+
+
+class ThreeLayerNetwork(Network):
+    """h_j(x) = sum_i p_i W_ji sigma(<u_i, x> + c_i) + b_j;  f(x) = sum_j q_j a_j sigma(h_j(x))."""
+
+    layers = 3
+
+    def __init__(self, d, widths, activation="relu", bias=True, particle_weights=None):
+        activations.code(activation)
+        m1, m2 = (int(w) for w in widths)
+        self.d, self.activation, self.bias = int(d), activation, bool(bias)
+        self.width1, self.width2 = m1, m2
+        particle_weights = particle_weights or {}
+        self.p = checked_weights(particle_weights.get("layer1"), m1, "layer1")
+        self.q = checked_weights(particle_weights.get("layer2"), m2, "layer2")
+        entries = [("layer1", "weight", (m1, self.d))]
+        if self.bias:
+            entries.append(("layer1", "bias", (m1,)))
+        entries.append(("layer2", "weight", (m2, m1)))
+        if self.bias:
+            entries.append(("layer2", "bias", (m2,)))
+        entries.append(("readout", "weight", (m2,)))
+        self.layout = Layout(entries)
+
+    @property
+    def widths(self):
+        return (self.width1, self.width2)
+
+    @property
+    def particle_weights(self):
+        """The weights stored under /particle_weights/<group>: p for layer1, q otherwise."""
+        return {"layer1": self.p, "layer2": self.q, "readout": self.q}
+
+    def _field_weights(self):
+        p, q = self.p, self.q
+        return {
+            ("layer1", "weight"): p[:, None],
+            ("layer1", "bias"): p,
+            ("layer2", "weight"): np.outer(q, p),
+            ("layer2", "bias"): q,
+            ("readout", "weight"): q,
+        }
+
+    def first_layer_features(self, params, X):
+        """phi_ki = sigma(<u_i, x_k> + c_i)."""
+        z = X @ params["layer1"]["weight"].T
+        if self.bias:
+            z += params["layer1"]["bias"]
+        return activations.value(self.activation, z)
+
+    def hidden(self, params, X):
+        """h_kj = h_j(x_k) = sum_i p_i W_ji phi_ki + b_j."""
+        h = self.first_layer_features(params, X) @ (params["layer2"]["weight"] * self.p).T
+        if self.bias:
+            h += params["layer2"]["bias"]
+        return h
+
+    def _output(self, params, X):
+        coef = self.q * params["readout"]["weight"]
+        return activations.value(self.activation, self.hidden(params, X)) @ coef
+
+
+def build_network(layers, d, width, activation="relu", bias=True, particle_weights=None):
+    """A two-layer (width int) or three-layer (width [M1, M2]) network.
+
+    ``particle_weights`` maps "layer1" (p) and, for three layers, "layer2" (q) to
+    arrays; missing ones are uniform.
+    """
+    if layers == 2:
+        return TwoLayerNetwork(d, width, activation, bias, particle_weights)
+    if layers == 3:
+        return ThreeLayerNetwork(d, width, activation, bias, particle_weights)
+    raise ValueError(f"layers must be 2 or 3, got {layers!r}")

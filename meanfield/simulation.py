@@ -1,0 +1,149 @@
+"""From a validated configuration to a finished run.
+
+``Simulation(config)`` builds every object of the run -- network and its initial
+particles, input law and target, expectation estimator, flow, integrator, projections,
+time-scale schedule -- and ``run()`` drives them with the controller, writing the run
+file.  Random streams are independent children of the top-level seed (one each for the
+initial particles, the target, the training samples, the evaluation samples and the
+Langevin noise), so the same config and seed give the same numbers.
+"""
+
+import numpy as np
+
+from . import initialization, inputs, targets
+from .controller import Controller, MetricsRecorder, ProgressBar, Schedule, SnapshotRecorder, time_grid
+from .expectation.closed_form import ClosedFormExpectation
+from .expectation.samples import SampleExpectation
+from .flow import Flow
+from .integrators import make_integrator
+from .networks import build_network
+from .projections import make_projection
+from .storage import RunWriter
+
+STREAMS = ("model", "target", "train", "eval", "langevin")
+
+
+def random_stream(seed, name):
+    """The generator of stream ``name`` under ``seed`` (independent across names)."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(STREAMS.index(name),)))
+
+
+def make_input_law(problem):
+    spec, d = problem["input"], problem["d"]
+    if spec["law"] == "gaussian":
+        return inputs.GaussianInputs(d)
+    if spec["law"] == "sphere":
+        return inputs.SphereInputs(d, spec["radius"])
+    if spec["law"] == "ball":
+        return inputs.ball_inputs(d, spec["radius"])
+    radius = spec["radius"]
+    if radius["law"] == "uniform":
+        return inputs.uniform_radius_inputs(d, radius["rmin"], radius["rmax"])
+    return inputs.tabulated_radius_inputs(d, radius["edges"], radius["density"])
+
+
+def make_target(problem, model_dtype, seed):
+    """(target callable, arrays to store under /target, attributes)."""
+    spec, d = problem["target"], problem["d"]
+    amplitude = spec["amplitude"]
+    rng = random_stream(seed if spec.get("seed") is None else spec["seed"], "target")
+    if spec["kind"] == "relu_ball":
+        return targets.RadialTarget(targets.radial_profile("relu_ball", spec["radius"]), amplitude), {}, {}
+    if spec["kind"] == "radial":
+        profile = targets.radial_profile(spec["profile"], spec["radius"], spec["width"], spec["frequency"])
+        return targets.RadialTarget(profile, amplitude), {}, {"profile": spec["profile"]}
+    if spec["kind"] == "single_index":
+        direction = np.asarray(spec["direction"]) if spec["direction"] is not None else rng.standard_normal(d)
+        direction = spec["scale"] * direction / np.linalg.norm(direction)
+        return (targets.SingleIndexTarget(direction, spec["link"], amplitude),
+                {"direction": direction}, {"link": spec["link"]})
+    teacher = build_network(spec["layers"], d, spec["width"], spec["activation"], spec["bias"])
+    if spec["params"] is not None:
+        params = teacher.layout.pack(spec["params"])
+    else:
+        params = initialization.initialize(teacher, spec["init"], rng)
+    arrays = {f"{f.group}/{f.name}": params[f.slice].reshape(f.shape) for f in teacher.layout.fields}
+    attrs = {"layers": spec["layers"], "activation": spec["activation"], "bias": spec["bias"]}
+    return targets.TeacherTarget(teacher, params.astype(model_dtype), amplitude), arrays, attrs
+
+
+def closed_form_teacher(target):
+    """(W*, c*) of a bias-free two-layer teacher or a single-index target."""
+    if isinstance(target, targets.SingleIndexTarget):
+        return target.direction[None, :], np.array([target.amplitude])
+    P = target.network.layout.unpack(target.params.astype(np.float64))
+    return P["layer1"]["weight"], target.amplitude * target.network.p * P["readout"]["weight"]
+
+
+class Simulation:
+    def __init__(self, config):
+        self.config = config
+        seed, model, problem, flow = config["seed"], config["model"], config["problem"], config["flow"]
+        self.dtype = np.dtype(model["dtype"])
+        model_rng = random_stream(seed, "model")
+        weights = None
+        if model["particle_weights"] == "random":
+            widths = [model["width"]] if model["layers"] == 2 else model["width"]
+            weights = {g: model_rng.dirichlet(np.ones(w)) for g, w in zip(("layer1", "layer2"), widths)}
+        self.network = build_network(model["layers"], problem["d"], model["width"], model["activation"],
+                                     model["bias"], weights)
+        self.initial_state = initialization.initialize(self.network, model["init"], model_rng, self.dtype)
+        self.input_law = make_input_law(problem)
+        self.target, self.target_arrays, self.target_attrs = make_target(problem, self.dtype, seed)
+        self.expectation = self._expectation()
+        self.flow = Flow(self.network, self.expectation, flow["weight_decay"])
+        self.projections = [make_projection(self.network, g, s) for g, s in flow["projections"].items()]
+
+    def _expectation(self):
+        spec, problem = self.config["expectation"], self.config["problem"]
+        if spec["method"] == "closed_form":
+            Wt, ct = closed_form_teacher(self.target)
+            return ClosedFormExpectation(self.network.activation, Wt, ct, problem["noise"])
+        seed = self.config["seed"] if spec["seed"] is None else spec["seed"]
+        sets = []
+        for name, n in (("train", spec["n"]), ("eval", spec["eval_n"])):
+            rng = random_stream(seed, name)
+            X = inputs.draw(self.input_law, n, rng, spec["sampler"])
+            y = self.target(X) + problem["noise"] * rng.standard_normal(n)
+            sets.append((X.astype(self.dtype), y.astype(self.dtype)))
+        (X, y), (Xe, ye) = sets
+        return SampleExpectation(X, y, None, Xe, ye)
+
+    def make_integrator(self):
+        flow = self.config["flow"]
+        return make_integrator(flow["integrator"], flow["dt"], flow["rtol"], flow["atol"])
+
+    def run(self, path=None, force=False, progress=None):
+        """Run the flow, writing the run file; returns (Outcome, metrics rows, path)."""
+        config, out = self.config, self.config["output"]
+        path = path or out["path"]
+        total = config["flow"]["time"]
+        writer = RunWriter(path, config.get("_text", ""), self.network, force=force)
+        try:
+            if self.target_arrays or self.target_attrs:
+                writer.write_target(self.target_arrays, {"kind": config["problem"]["target"]["kind"],
+                                                         **self.target_attrs})
+            metrics = MetricsRecorder(self.flow, time_grid(total, **out["metrics"]), writer)
+            snapshots = SnapshotRecorder(time_grid(total, **out["snapshots"]), writer)
+            trackers = [metrics, snapshots]
+            show = out["progress"] if progress is None else progress
+            bar = ProgressBar(total) if show else None
+            if bar:
+                trackers.append(bar)
+            controller = Controller(
+                self.flow, self.make_integrator(), Schedule(self.flow, config["flow"]["timescale"],
+                                                            config["flow"]["phases"]),
+                self.projections, config["flow"]["temperature"], random_stream(config["seed"], "langevin"),
+                trackers, out["wall_limit_seconds"])
+            try:
+                outcome = controller.run(self.initial_state.copy(), total)
+            finally:
+                if bar:
+                    bar.close()
+            writer.set_status(outcome.status, outcome.message)
+        except BaseException as exc:
+            writer.set_status("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", repr(exc))
+            raise
+        finally:
+            writer.close()
+        return outcome, metrics.rows, path
