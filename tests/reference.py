@@ -45,3 +45,26 @@ def velocity(network, flat, X, y, weights):
         V["layer2"]["bias"][:] = -g.sum(0)
         V["layer1"]["bias"][:] = -back.sum(0)
     return out
+
+
+def finite_difference_gradient(function, flat, step):
+    """Fourth-order central differences (f(-2h) - 8 f(-h) + 8 f(h) - f(2h)) / 12h per coordinate."""
+    grad = np.empty_like(flat)
+    for k in range(len(flat)):
+        values = []
+        for multiple in (-2, -1, 1, 2):
+            shifted = flat.copy()
+            shifted[k] += multiple * step
+            values.append(function(shifted))
+        grad[k] = (values[0] - 8 * values[1] + 8 * values[2] - values[3]) / (12 * step)
+    return grad
+
+
+def max_relative_error_per_field(layout, approx, exact):
+    """max over fields of max|approx - exact| / max|exact| on that field."""
+    worst = 0.0
+    for f in layout.fields:
+        scale = np.abs(exact[f.slice]).max()
+        if scale > 0:
+            worst = max(worst, np.abs(approx[f.slice] - exact[f.slice]).max() / scale)
+    return worst

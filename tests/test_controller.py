@@ -1,0 +1,96 @@
+"""Controller: Langevin noise scaling, projections each step, blow-up detection, schedules."""
+
+import numpy as np
+import pytest
+
+from meanfield.controller import Controller, MetricsRecorder, Schedule, time_grid
+from meanfield.flow import Flow
+from meanfield.integrators import FixedStep
+from meanfield.networks import build_network
+from meanfield.projections import make_projection
+from tests.helpers import ZeroData, small_flow
+
+
+def test_langevin_noise_gives_the_ornstein_uhlenbeck_variance():
+    """With zero data risk: d theta = -kappa lambda theta dt + sqrt(2 T kappa) dB.
+
+    Exact variance from theta(0) = 0: (T / lambda) (1 - exp(-2 kappa lambda t)) for each
+    coordinate; frozen groups (kappa = 0) receive no noise.
+    """
+    net = build_network(2, 50, 2000, "relu", bias=True)
+    lam, temperature, t = 2.0, 0.3, 1.0
+    flow = Flow(net, ZeroData(), weight_decay=lam)
+    schedule = Schedule(flow, {"layer1": 0.5, "layer2": 1.0, "readout": 0.0})
+    controller = Controller(flow, FixedStep("euler", 1e-3), schedule, temperature=temperature,
+                            noise_rng=np.random.default_rng(0))
+    outcome = controller.run(np.zeros(net.layout.size), t)
+    P = net.layout.unpack(outcome.state)
+    kappa = 0.5
+    # Euler--Maruyama's exact discrete variance for the linear SDE
+    h, a = 1e-3, 1 - 1e-3 * kappa * lam
+    expected = 2 * temperature * kappa * h * (1 - a ** (2 * 1000)) / (1 - a ** 2)
+    assert expected == pytest.approx(temperature / lam * (1 - np.exp(-2 * kappa * lam * t)), rel=2e-3)
+    samples = P["layer1"]["weight"].ravel()
+    assert samples.var() == pytest.approx(expected, rel=0.02)     # 10^5 coordinates: 0.45% s.e.
+    assert np.all(P["readout"]["weight"] == 0)
+
+
+def test_langevin_noise_is_reproducible():
+    flow, y0 = small_flow(seed=1)
+    runs = []
+    for _ in range(2):
+        controller = Controller(flow, FixedStep("heun", 0.01), Schedule(flow, {}), temperature=0.1,
+                                noise_rng=np.random.default_rng(7))
+        runs.append(controller.run(y0.copy(), 0.1).state)
+    assert np.array_equal(*runs)
+
+
+def test_row_mean_projection_is_applied_after_every_step():
+    flow, y0 = small_flow(layers=3, seed=2)
+    net = flow.network
+    projection = make_projection(net, "layer2", "row_mean")
+    seen = []
+
+    class Watch:
+        times = ()
+
+        def step(self, t, y):
+            W = net.layout.unpack(y)["layer2"]["weight"]
+            seen.append(np.ptp(W, axis=1).max())
+
+        def record(self, t, y):
+            pass
+
+    Controller(flow, FixedStep("euler", 0.01), Schedule(flow, {}), [projection], trackers=[Watch()]).run(y0, 0.05)
+    assert len(seen) == 5 and max(seen) < 1e-12
+
+
+def test_blow_up_stops_with_the_group_and_keeps_the_last_finite_state():
+    flow, y0 = small_flow(layers=2, activation="relu", seed=3)
+    y0 = y0 * 50
+    outcome = Controller(flow, FixedStep("euler", 50.0), Schedule(flow, {})).run(y0, 1e4)
+    assert outcome.status == "failed"
+    assert "non-finite values in" in outcome.message and "at t =" in outcome.message
+    assert np.isfinite(outcome.state).all()
+
+
+def test_schedule_switches_time_scales_at_phase_boundaries():
+    flow, _ = small_flow(layers=3, seed=4)
+    phases = [{"until": 1.0, "timescale": {"layer1": 0.0, "layer2": 1.0, "readout": 1.0}},
+              {"until": 2.0, "timescale": {"layer1": 1.0, "layer2": 0.0, "readout": 1.0}}]
+    schedule = Schedule(flow, {"layer1": 1.0, "layer2": 1.0, "readout": 1.0}, phases)
+    layout = flow.network.layout
+    assert schedule.kappa(0.0, 1.0)[layout.field("layer1", "weight").slice].max() == 0
+    assert schedule.kappa(1.0, 2.0)[layout.field("layer2", "weight").slice].max() == 0
+    assert schedule.kappa(2.0, 3.0) is None
+
+
+def test_metrics_are_recorded_at_the_requested_times():
+    flow, y0 = small_flow(seed=5)
+    times = time_grid(1.0, 5, "geometric")
+    recorder = MetricsRecorder(flow, times)
+    Controller(flow, FixedStep("rk4", 0.1), Schedule(flow, {}), trackers=[recorder]).run(y0, 1.0)
+    assert [row["time"] for row in recorder.rows] == list(times)
+    assert recorder.rows[0]["loss"] == pytest.approx(flow.expectation.loss(flow.network, y0))
+    assert all(row["relative_loss"] == pytest.approx(row["loss"] / (0.5 * flow.expectation.target_variance))
+               for row in recorder.rows)

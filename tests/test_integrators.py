@@ -1,0 +1,68 @@
+"""Integrator orders by step halving, adaptive error control, exact landing on times."""
+
+import numpy as np
+import pytest
+
+from meanfield.integrators import DormandPrince, FixedStep, fixed_step_count, make_integrator
+from tests.helpers import small_flow
+
+T = 1.0
+
+
+@pytest.fixture(scope="module")
+def problem():
+    flow, y0 = small_flow(layers=2, activation="tanh", seed=11)
+    F = lambda y: flow.velocity(y)[0]
+    exact = DormandPrince(rtol=1e-13, atol=1e-14).advance(F, y0, 0.0, T)
+    return F, y0, exact
+
+
+@pytest.mark.parametrize("name,order,dts", [
+    ("euler", 1, (0.02, 0.01, 0.005)),
+    ("heun", 2, (0.05, 0.025, 0.0125)),
+    ("rk4", 4, (0.2, 0.1, 0.05)),
+])
+def test_order_by_step_halving(problem, name, order, dts):
+    F, y0, exact = problem
+    errors = [np.abs(FixedStep(name, dt).advance(F, y0, 0.0, T) - exact).max() for dt in dts]
+    slopes = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
+    assert np.all(np.abs(slopes - order) < 0.15), slopes
+
+
+def test_adaptive_meets_its_tolerance_and_converges_at_fifth_order(problem):
+    F, y0, exact = problem
+    errors = []
+    for rtol in (1e-5, 1e-7, 1e-9):
+        integrator = DormandPrince(rtol=rtol, atol=rtol * 1e-2)
+        y = integrator.advance(F, y0, 0.0, T)
+        error = np.abs(y - exact).max()
+        assert error < 10 * rtol * np.abs(exact).max()
+        errors.append((error, integrator.steps))
+    # tighter tolerances really take more, smaller steps and reduce the error
+    assert errors[0][1] < errors[1][1] < errors[2][1]
+    assert errors[0][0] > errors[1][0] > errors[2][0]
+
+
+def test_fixed_steps_land_exactly_on_the_end_time():
+    seen = []
+    FixedStep("euler", 0.3).advance(lambda y: np.ones_like(y), np.zeros(2), 0.0, 1.0,
+                                    lambda y, t, h: seen.append((t, h)))
+    assert len(seen) == 4 and seen[-1][0] == 1.0
+    assert all(h == pytest.approx(0.25) for _, h in seen)
+    assert fixed_step_count(0.0, 1.0, 0.1) == 10
+    assert fixed_step_count(0.0, 0.3, 0.1) == 3
+
+
+def test_adaptive_lands_exactly_and_solves_linear_decay():
+    times = []
+    y = DormandPrince(rtol=1e-10, atol=1e-12).advance(lambda y: -y, np.ones(3), 0.0, 2.0,
+                                                    lambda y, t, h: times.append(t))
+    assert times[-1] == 2.0
+    np.testing.assert_allclose(y, np.exp(-2.0), rtol=1e-9)
+
+
+def test_unknown_integrator_and_bad_dt_are_refused():
+    with pytest.raises(ValueError, match="allowed: euler, heun, rk4, adaptive"):
+        make_integrator("leapfrog", 0.1)
+    with pytest.raises(ValueError, match="dt must be > 0"):
+        make_integrator("euler", 0.0)
