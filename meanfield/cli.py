@@ -22,7 +22,7 @@ def _parser():
     run.add_argument("--output", help="run file path (overrides [output] path)")
     run.add_argument("--force", action="store_true", help="overwrite an existing output file")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    run.add_argument("--debug", action="store_true", help="show tracebacks")
+    run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return parser
 
 

@@ -229,9 +229,10 @@ def _input(raw, d):
 
 def _target(raw, d, model):
     raw = raw if raw is not None else {"kind": "relu_ball"}
+    if not isinstance(raw, dict):
+        _fail("problem.target", raw, "must be a table {kind = ...}")
     base = ("kind", "amplitude")
-    kind = _choice(_table(raw, "problem.target", set(raw) | {"kind"}), "problem.target.kind",
-                   ("relu_ball", "radial", "single_index", "teacher"))
+    kind = _choice(raw, "problem.target.kind", ("relu_ball", "radial", "single_index", "teacher"))
     path = "problem.target"
     if kind == "relu_ball":
         raw = _table(raw, path, base + ("radius",))
@@ -354,9 +355,9 @@ def _check_closed_form(config):
                           "for two-layer bias-free relu/erf networks); use method = 'samples'")
 
 
-def _timescale(raw, path, default=None):
-    raw = _table(raw, path, GROUPS)
-    out = dict(default or {g: 1.0 for g in GROUPS})
+def _timescale(raw, path, groups, default=None):
+    raw = _table(raw, path, groups)
+    out = dict(default or {g: 1.0 for g in groups})
     for group in raw:
         out[group] = _float(raw, f"{path}.{group}", None, nonnegative=True)
     return out
@@ -377,7 +378,8 @@ def _flow(raw, config):
     if flow["integrator"] == "adaptive" and flow["temperature"] > 0:
         _fail("flow.temperature", flow["temperature"],
               "the adaptive integrator is deterministic; temperature > 0 needs euler, heun or rk4")
-    flow["timescale"] = _timescale(raw.get("timescale"), "flow.timescale")
+    groups = GROUPS if config["model"]["layers"] == 3 else ("layer1", "readout")
+    flow["timescale"] = _timescale(raw.get("timescale"), "flow.timescale", groups)
     phases = raw.get("phases", [])
     if not isinstance(phases, list):
         _fail("flow.phases", phases, "must be an array of tables [{until = t, timescale = {...}}, ...]")
@@ -389,10 +391,8 @@ def _flow(raw, config):
         if until is None or until <= previous or until > flow["time"]:
             _fail(path + ".until", until, f"must be increasing, > {previous} and <= [flow] time = {flow['time']}")
         flow["phases"].append({"until": until, "timescale": _timescale(phase.get("timescale"), path + ".timescale",
-                                                                         flow["timescale"])})
+                                                                         groups, flow["timescale"])})
         previous = until
-    layers = config["model"]["layers"]
-    groups = GROUPS if layers == 3 else ("layer1", "readout")
     proj = _table(raw.get("projections"), "flow.projections", groups)
     flow["projections"] = {}
     for group, spec in proj.items():
@@ -415,13 +415,24 @@ def _finite(raw):
         _fail("finite.widths", widths, "must be a list of widths")
     return {
         "widths": widths,
-        "seeds": _int(raw, "finite.seeds", 1, minimum=1),
+        "seeds": _seeds(raw.get("seeds", 1)),
         "optimizer": _choice(raw, "finite.optimizer", ("gd", "sgd"), "gd"),
         "lr": _float(raw, "finite.lr", None, positive=True),
         "batch": _int(raw, "finite.batch", None, minimum=1),
         "coupling": _choice(raw, "finite.coupling", ("subsample", "independent"), "subsample"),
         "n_train": _int(raw, "finite.n_train", None, minimum=1),
     }
+
+
+def _seeds(value):
+    """[finite] seeds: a count of replicates, or the list of seeds."""
+    if isinstance(value, list):
+        if not value or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in value):
+            _fail("finite.seeds", value, "must be a count >= 1 or a list of integer seeds >= 0")
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        _fail("finite.seeds", value, "must be a count >= 1 or a list of integer seeds >= 0")
+    return value
 
 
 def _times(raw, path, count, spacing):

@@ -68,6 +68,13 @@ class Network:
     def _output(self, params, X):
         raise NotImplementedError
 
+    def preactivations(self, params, X):
+        """First-layer pre-activations z_ki = <w_i, x_k> + b_i."""
+        z = X @ params["layer1"]["weight"].T
+        if self.bias:
+            z += params["layer1"]["bias"]
+        return z
+
 
 class TwoLayerNetwork(Network):
     """f(x) = sum_i p_i a_i sigma(<w_i, x> + b_i)."""
@@ -96,13 +103,6 @@ class TwoLayerNetwork(Network):
     def _field_weights(self):
         p = self.p
         return {("layer1", "weight"): p[:, None], ("layer1", "bias"): p, ("readout", "weight"): p}
-
-    def preactivations(self, params, X):
-        """z_ki = <w_i, x_k> + b_i."""
-        z = X @ params["layer1"]["weight"].T
-        if self.bias:
-            z += params["layer1"]["bias"]
-        return z
 
     def _output(self, params, X):
         coef = self.p * params["readout"]["weight"]
@@ -152,10 +152,7 @@ class ThreeLayerNetwork(Network):
 
     def first_layer_features(self, params, X):
         """phi_ki = sigma(<u_i, x_k> + c_i)."""
-        z = X @ params["layer1"]["weight"].T
-        if self.bias:
-            z += params["layer1"]["bias"]
-        return activations.value(self.activation, z)
+        return activations.value(self.activation, self.preactivations(params, X))
 
     def hidden(self, params, X):
         """h_kj = h_j(x_k) = sum_i p_i W_ji phi_ki + b_j."""

@@ -140,6 +140,8 @@ class Simulation:
             finally:
                 if bar:
                     bar.close()
+            if outcome.status != "finished" and outcome.time not in snapshots.times:
+                writer.append_snapshot(outcome.time, outcome.state)     # the last finite state
             writer.set_status(outcome.status, outcome.message)
         except BaseException as exc:
             writer.set_status("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", repr(exc))

@@ -1,0 +1,229 @@
+"""The ``meanfield run`` command end to end on tiny configurations."""
+
+import subprocess
+import sys
+import warnings
+
+import h5py
+import pytest
+
+from meanfield.cli import main
+
+TINY = """\
+seed = 11
+
+[problem]
+d = 3
+
+[model]
+layers = 2
+width = 8
+
+[expectation]
+n = 64
+
+[flow]
+time = 0.2
+dt = 0.05
+
+[output]
+path = '{path}'
+snapshots = {{ count = 3, spacing = "linear" }}
+metrics = {{ count = 4, spacing = "linear" }}
+progress = false
+"""
+
+
+def write_config(tmp_path, name="run", text=None, **replace):
+    """A tiny config in tmp_path whose output is tmp_path/<name>.h5; returns (config, output)."""
+    output = tmp_path / f"{name}.h5"
+    text = (text or TINY).format(path=output)
+    for old, new in replace.items():
+        assert old in text
+        text = text.replace(old, new)
+    config = tmp_path / f"{name}.toml"
+    config.write_text(text)
+    return config, output
+
+
+def test_run_writes_a_finished_run_file_and_a_loss_plot(tmp_path, capsys):
+    config, output = write_config(tmp_path)
+    assert main(["run", str(config), "--no-progress"]) == 0
+    assert output.is_file()
+    plot = tmp_path / "run-loss.png"
+    assert plot.is_file()
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with h5py.File(output, "r") as f:
+        assert f.attrs["status"] == "finished"
+        assert f.attrs["config"] == config.read_text()
+    out = capsys.readouterr().out
+    assert str(output) in out
+    assert "loss" in out
+
+
+def test_output_option_overrides_the_config_path(tmp_path):
+    config, output = write_config(tmp_path)
+    other = tmp_path / "other.h5"
+    assert main(["run", str(config), "--output", str(other), "--no-progress"]) == 0
+    assert other.is_file()
+    assert not output.exists()
+    assert (tmp_path / "other-loss.png").is_file()
+
+
+def test_no_plot_when_plot_is_false(tmp_path):
+    config, output = write_config(tmp_path, **{"progress = false": "progress = false\nplot = false"})
+    assert main(["run", str(config), "--no-progress"]) == 0
+    assert output.is_file()
+    assert not (tmp_path / "run-loss.png").exists()
+
+
+@pytest.mark.parametrize("replace, key", [
+    ({"d = 3": "d = 0"}, "d"),
+    ({"width = 8": "width = -8"}, "width"),
+    ({"dt = 0.05": "dt = 0"}, "dt"),
+    ({"[flow]": "[flow]\nintegrater = \"euler\""}, "integrater"),
+    ({"layers = 2": "layers = 2\nactivation = \"gelu\""}, "activation"),
+    ({"time = 0.2": "time = 0.2\nphases = [{until = 0.5}]"}, "until"),
+])
+def test_invalid_config_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, replace, key):
+    config, output = write_config(tmp_path, **replace)
+    assert main(["run", str(config), "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    assert key in lines[0]
+    assert "Traceback" not in captured.err
+    assert not output.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [config.name]
+
+
+def test_malformed_toml_exits_2(tmp_path, capsys):
+    config = tmp_path / "bad.toml"
+    config.write_text("[model\nwidth = 8\n")
+    assert main(["run", str(config), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "TOML" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+def test_missing_config_file_exits_2(tmp_path, capsys):
+    missing = tmp_path / "nope.toml"
+    assert main(["run", str(missing), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "nope.toml" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_output_directory_exits_2(tmp_path, capsys):
+    config, _ = write_config(tmp_path)
+    target = tmp_path / "no" / "such" / "dir" / "out.h5"
+    assert main(["run", str(config), "--output", str(target), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert not (tmp_path / "no").exists()
+
+
+def test_existing_output_is_kept_without_force(tmp_path, capsys):
+    config, output = write_config(tmp_path)
+    output.write_bytes(b"precious bytes \x00\x01\x02")
+    before = output.read_bytes()
+    assert main(["run", str(config), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "exists" in err and "--force" in err
+    assert output.read_bytes() == before
+    assert not (tmp_path / "run-loss.png").exists()
+
+
+def test_existing_run_file_is_kept_without_force(tmp_path):
+    config, output = write_config(tmp_path)
+    assert main(["run", str(config), "--no-progress"]) == 0
+    before = output.read_bytes()
+    assert main(["run", str(config), "--no-progress"]) == 2
+    assert output.read_bytes() == before
+
+
+def test_existing_output_is_overwritten_with_force(tmp_path):
+    config, output = write_config(tmp_path)
+    output.write_bytes(b"old content")
+    assert main(["run", str(config), "--no-progress", "--force"]) == 0
+    with h5py.File(output, "r") as f:
+        assert f.attrs["format"] == "meanfield-run"
+        assert f.attrs["status"] == "finished"
+
+
+def test_failed_run_exits_3(tmp_path, capsys):
+    config, output = write_config(
+        tmp_path,
+        **{"width = 8": 'width = 8\ninit = { readout = { law = "normal", scale = 1e3 }, '
+                        'layer1 = { law = "normal", scale = 10.0 } }',
+           "time = 0.2": "time = 200.0", "dt = 0.05": 'dt = 10.0\nintegrator = "euler"'})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # overflow on the way to inf
+        status = main(["run", str(config), "--no-progress"])
+    assert status == 3
+    assert "non-finite" in capsys.readouterr().err
+    with h5py.File(output, "r") as f:
+        assert f.attrs["status"] == "failed"
+
+
+def test_interrupted_run_exits_4(tmp_path, capsys):
+    config, output = write_config(tmp_path, **{"progress = false": "progress = false\nwall_limit_seconds = 1e-9"})
+    assert main(["run", str(config), "--no-progress"]) == 4
+    assert "wall-time" in capsys.readouterr().err
+    with h5py.File(output, "r") as f:
+        assert f.attrs["status"] == "interrupted"
+
+
+def test_console_entry_point(tmp_path):
+    config, output = write_config(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "meanfield", "run", str(config), "--no-progress"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert output.is_file()
+    assert (tmp_path / "run-loss.png").is_file()
+    assert str(output) in result.stdout
+
+
+def test_console_entry_point_bad_config(tmp_path):
+    config, output = write_config(tmp_path, **{"d = 3": "d = 0"})
+    result = subprocess.run([sys.executable, "-m", "meanfield", "run", str(config), "--no-progress"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "d" in result.stderr
+    assert not output.exists()
+
+
+
+@pytest.fixture
+def crashing_run(monkeypatch):
+    """Make Simulation.run raise an unexpected error."""
+    from meanfield import simulation
+
+    def crash(self, *args, **kwargs):
+        raise RuntimeError("unexpected boom")
+
+    monkeypatch.setattr(simulation.Simulation, "run", crash)
+
+
+def test_unexpected_error_exits_1_with_one_line(tmp_path, capsys, crashing_run):
+    config, _ = write_config(tmp_path)
+    assert main(["run", str(config), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "unexpected boom" in err
+    assert "Traceback" not in err
+    assert "--debug" in err
+
+
+def test_debug_after_run_shows_the_exception(tmp_path, crashing_run):
+    config, _ = write_config(tmp_path)
+    with pytest.raises(RuntimeError, match="unexpected boom"):
+        main(["run", str(config), "--no-progress", "--debug"])
+
+
+def test_debug_before_run_shows_the_exception(tmp_path, crashing_run):
+    config, _ = write_config(tmp_path)
+    with pytest.raises(RuntimeError, match="unexpected boom"):
+        main(["--debug", "run", str(config), "--no-progress"])
