@@ -1,53 +1,93 @@
 """The ``meanfield`` command.
 
-    meanfield run [CONFIG.toml] [--output PATH] [--force] [--no-progress] [--debug]
+    meanfield run [CONFIG.toml] [--output PATH] [--force] [--threads N] [--no-progress]
+    meanfield run --resume RUN.h5
+    meanfield info RUN.h5
+    meanfield plot RUN.h5
+    meanfield env
 
-Without CONFIG the built-in default configuration runs.  Exit status: 0 the run
-finished; 1 unexpected error; 2 bad input (config, paths), nothing written;
-3 the run failed (non-finite state); 4 interrupted (wall-time limit, Ctrl-C).
+Exit status: 0 success; 1 unexpected error; 2 bad input (config, paths, a file that is
+not a readable run file), nothing written; 3 the run failed (non-finite state);
+4 interrupted (wall-time limit, SIGINT/SIGTERM, a full disk): a checkpoint was kept and
+``meanfield run --resume`` continues it.  ``--debug`` shows tracebacks.
 """
 
 import argparse
+import os
 import sys
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4
 
 
+class BadInput(Exception):
+    """Refused before any work: exit status 2."""
+
+
 def _parser():
-    parser = argparse.ArgumentParser(prog="meanfield", description="Mean-field simulation of wide networks.")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    parser = argparse.ArgumentParser(prog="meanfield", parents=[common],
+                                     description="Mean-field simulation of wide two- and three-layer networks.",
+                                     epilog="exit status: 0 ok, 1 error, 2 bad input, 3 run failed, 4 interrupted")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the mean-field flow of a config (default: the built-in one)")
+
+    run = sub.add_parser("run", parents=[common], help="run the mean-field flow (default: the built-in config)",
+                         description="Run the mean-field flow of CONFIG (the built-in default without one), "
+                                     "or continue an interrupted run with --resume.")
     run.add_argument("config", nargs="?", help="TOML configuration; omitted: the built-in default")
+    run.add_argument("--resume", metavar="RUN.h5", help="continue this run file from its last checkpoint")
     run.add_argument("--output", help="run file path (overrides [output] path)")
     run.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    run.add_argument("--threads", type=int, help="worker threads (sets MEANFIELD_NUM_THREADS)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
-    run.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+    run.set_defaults(handler=_run)
+
+    info = sub.add_parser("info", parents=[common], help="summarize a run file",
+                          description="Print a run file's status, times, final losses and config.")
+    info.add_argument("run_file", metavar="RUN.h5")
+    info.set_defaults(handler=_info)
+
+    plot = sub.add_parser("plot", parents=[common], help="draw a run file's figures (PNG and PDF)",
+                          description="Write loss curves, particle clouds (two layers) or learned features "
+                                      "(three layers) as PNG and PDF next to the run file.")
+    plot.add_argument("run_file", metavar="RUN.h5")
+    plot.set_defaults(handler=_plot)
+
+    env = sub.add_parser("env", parents=[common], help="versions for bug reports",
+                         description="Print the versions of Python, numpy, numba (and its threading layer), "
+                                     "scipy, h5py and the BLAS in use.")
+    env.set_defaults(handler=_env)
     return parser
 
 
 def _run(args):
-    import os
-
     from . import config as configuration
     from .plotting import loss_plot, loss_plot_path
     from .simulation import Simulation
-    from .storage import OutputExistsError
 
-    try:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise BadInput(f"--threads {args.threads}: must be >= 1")
+        os.environ["MEANFIELD_NUM_THREADS"] = str(args.threads)
+    progress = False if args.no_progress else None
+    if args.resume:
+        if args.config or args.output or args.force:
+            raise BadInput("--resume takes the run file alone (its config is stored in it)")
+        print(f"meanfield: resuming {args.resume}", file=sys.stderr)
+        outcome, rows, path = Simulation.resume(args.resume, progress=progress)
+        config = configuration.parse(_stored_config(path))
+        source = path
+    else:
         config = configuration.load(args.config) if args.config else configuration.parse(configuration.default_text())
         path = args.output or config["output"]["path"]
         if os.path.exists(path) and not args.force:
-            raise OutputExistsError(f"output file {path} exists; choose another path or use --force")
+            raise BadInput(f"output file {path} exists; choose another path, use --force, "
+                           f"or continue it with --resume {path}")
         if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise configuration.ConfigError(f"output directory of {path} does not exist")
-    except (configuration.ConfigError, OutputExistsError) as exc:
-        print(f"meanfield: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    source = args.config or "the built-in default config"
-    print(f"meanfield: running {source} -> {path}", file=sys.stderr)
-    outcome, rows, path = Simulation(config).run(path, force=args.force,
-                                                 progress=False if args.no_progress else None)
+            raise BadInput(f"output directory of {path} does not exist")
+        source = args.config or "the built-in default config"
+        print(f"meanfield: running {source} -> {path}", file=sys.stderr)
+        outcome, rows, path = Simulation(config).run(path, force=args.force, progress=progress)
     print(f"run file: {path}")
     if config["output"]["plot"] and len(rows) > 1:
         print(f"loss plot: {loss_plot(rows, loss_plot_path(path), title=source)}")
@@ -57,19 +97,68 @@ def _run(args):
               f"relative_loss = {last['relative_loss']:.6g}")
     if outcome.status != "finished":
         print(f"meanfield: {outcome.message}", file=sys.stderr)
+        if outcome.status == "interrupted":
+            print(f"meanfield: continue with: meanfield run --resume {path}", file=sys.stderr)
         return EXIT_FAILED if outcome.status == "failed" else EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def _stored_config(path):
+    from .storage import RunFile
+
+    with RunFile(path) as run:
+        return run.config_text
+
+
+def _info(args):
+    from .storage import RunFile
+
+    with RunFile(args.run_file) as run:
+        for line in run.summary_lines():
+            print(line)
+    return EXIT_OK
+
+
+def _plot(args):
+    from .plotting import plot_run
+
+    for path in plot_run(args.run_file):
+        print(path)
+    return EXIT_OK
+
+
+def _env(args):
+    from .environment import report
+
+    for line in report():
+        print(line)
     return EXIT_OK
 
 
 def main(argv=None):
     args = _parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
+    from .config import ConfigError
+    from .simulation import RunStorageError
+    from .storage import OutputExistsError, RunFileError
+
     try:
-        return _run(args)
+        return args.handler(args)
+    except (BadInput, ConfigError, OutputExistsError, RunFileError, FileNotFoundError) as exc:
+        if debug:
+            raise
+        print(f"meanfield: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except RunStorageError as exc:
+        if debug:
+            raise
+        print(f"meanfield: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         print("meanfield: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # the one place that turns errors into a line and a status
-        if args.debug:
+        if debug:
             raise
         print(f"meanfield: error: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
         return EXIT_ERROR

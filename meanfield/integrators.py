@@ -18,6 +18,11 @@ accepts the step when err <= 1, and rescales h by min(5, max(0.2, 0.9 err^(-1/5)
 fixed-step schemes use n = ceil((t1 - t0)/dt) equal steps of (t1 - t0)/n.  After every
 (accepted) step ``after_step(y, t, h)`` is called; it may change y in place
 (projections, Langevin noise) and may raise to stop the run.
+
+Resuming: ``advance(..., resume_at=(t, k))`` continues a piece [t0, t1] that was left
+at time t after k steps, and ``state()`` / ``restore(state)`` carry the integrator's
+own state (step counters, the adaptive step size), so that an interrupted and resumed
+integration takes exactly the steps of an uninterrupted one.
 """
 
 import math
@@ -85,10 +90,16 @@ class FixedStep:
         self.A, self.b = TABLEAUS[name]
         self.steps = 0
 
-    def advance(self, F, y, t0, t1, after_step=None):
+    def state(self):
+        return {"steps": self.steps}
+
+    def restore(self, state):
+        self.steps = int(state["steps"])
+
+    def advance(self, F, y, t0, t1, after_step=None, resume_at=None):
         n = fixed_step_count(t0, t1, self.dt)
         h = (t1 - t0) / n
-        for k in range(n):
+        for k in range(0 if resume_at is None else resume_at[1], n):
             y = _combine(y, h, self.b, _stages(F, y, h, self.A))
             self.steps += 1
             t = t1 if k == n - 1 else t0 + (k + 1) * h
@@ -122,8 +133,14 @@ class DormandPrince:
         h = 1e-6 if d0 < 1e-5 or d1 < 1e-5 else 0.01 * d0 / d1
         return min(h, span)
 
-    def advance(self, F, y, t0, t1, after_step=None):
-        t = t0
+    def state(self):
+        return {"steps": self.steps, "rejected": self.rejected, "h": self.h}
+
+    def restore(self, state):
+        self.steps, self.rejected, self.h = int(state["steps"]), int(state["rejected"]), state["h"]
+
+    def advance(self, F, y, t0, t1, after_step=None, resume_at=None):
+        t = t0 if resume_at is None else resume_at[0]
         if self.h is None:
             self.h = self._initial_step(F, y, t1 - t0)
         while t < t1:
@@ -138,10 +155,10 @@ class DormandPrince:
             if norm <= 1.0:
                 y, t = y_new, (t1 if last else t + h)
                 self.steps += 1
-                if after_step is not None:
-                    after_step(y, t, h)
                 if not last or factor < 1:
                     self.h = h * factor
+                if after_step is not None:
+                    after_step(y, t, h)
             else:
                 self.rejected += 1
                 self.h = h * min(1.0, factor)

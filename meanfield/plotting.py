@@ -1,4 +1,9 @@
-"""Figures written to files (matplotlib, no display needed)."""
+"""Figures of a run, written to files (matplotlib's Agg backend: no display needed).
+
+    loss        loss and test loss against flow time, log axes
+    particles   two-layer: every particle as (||w_i||, a_i) at each snapshot, coloured by time
+    features    three-layer: learned second-layer features h_j(x) against ||x||
+"""
 
 import os
 
@@ -6,15 +11,28 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+FORMATS = ("png", "pdf")
 
 
-def loss_plot(rows, path, title=None):
-    """Training and test loss against flow time on log axes; writes ``path`` (PNG)."""
-    t = [r["time"] for r in rows]
+def save(fig, stem, formats=FORMATS):
+    """Write ``fig`` as stem.png, stem.pdf, ...; returns the paths."""
+    paths = []
+    for fmt in formats:
+        paths.append(f"{stem}.{fmt}")
+        fig.savefig(paths[-1], dpi=120)
+    plt.close(fig)
+    return paths
+
+
+def loss_figure(rows, title=None):
+    t = np.array([r["time"] for r in rows])
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    positive = t > 0
     for name, style in (("loss", "-"), ("test_loss", "--")):
-        values = [r[name] for r in rows]
-        ax.plot(t[1:], values[1:], style, label=name.replace("_", " "))
+        values = np.array([r[name] for r in rows])
+        ax.plot(t[positive], values[positive], style, label=name.replace("_", " "))
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("flow time t")
@@ -23,6 +41,12 @@ def loss_plot(rows, path, title=None):
         ax.set_title(title, fontsize=9)
     ax.legend()
     ax.grid(True, which="both", alpha=0.3)
+    return fig
+
+
+def loss_plot(rows, path, title=None):
+    """The loss figure as one PNG at ``path`` (written by ``meanfield run``)."""
+    fig = loss_figure(rows, title)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -30,3 +54,71 @@ def loss_plot(rows, path, title=None):
 
 def loss_plot_path(run_path):
     return os.path.splitext(run_path)[0] + "-loss.png"
+
+
+def particle_figure(times, weights, readouts):
+    """Two-layer particles: ||w_i|| against a_i at each snapshot, coloured by time."""
+    fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
+    colours = plt.cm.viridis(np.linspace(0, 1, len(times)))
+    for t, W, a, colour in zip(times, weights, readouts, colours):
+        ax.scatter(np.linalg.norm(W, axis=1), a, s=4, color=colour, alpha=0.6, linewidths=0)
+    mappable = plt.cm.ScalarMappable(cmap="viridis", norm=plt.Normalize(times[0], times[-1]))
+    fig.colorbar(mappable, ax=ax, label="flow time t")
+    ax.set_xlabel("||w_i||")
+    ax.set_ylabel("a_i")
+    ax.set_title("particles over time", fontsize=9)
+    return fig
+
+
+def feature_figure(radii, features, time):
+    """Three-layer: h_j(x) against ||x|| for a few second-layer particles j."""
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    ax.plot(radii, features, lw=1)
+    ax.set_xlabel("||x||")
+    ax.set_ylabel("h_j(x)")
+    ax.set_title(f"second-layer features at t = {time:.4g} ({features.shape[1]} of the particles)", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    return fig
+
+
+def plot_run(path):
+    """Every figure of the run file ``path``, as PNG and PDF next to it; returns the paths."""
+    from .config import parse
+    from .networks import build_network
+    from .storage import RunFile
+
+    stem = os.path.splitext(path)[0]
+    written = []
+    with RunFile(path) as run:
+        rows = run.metric_rows()
+        if len(rows) > 1:
+            written += save(loss_figure(rows, os.path.basename(path)), stem + "-loss")
+        snapshots = run.file.get("snapshots")
+        if snapshots is None or len(snapshots["time"]) == 0:
+            return written
+        times = snapshots["time"][()]
+        config = parse(run.config_text)
+        model, d = config["model"], config["problem"]["d"]
+        if model["layers"] == 2:
+            written += save(particle_figure(times, snapshots["layer1/weight"][()], snapshots["readout/weight"][()]),
+                            stem + "-particles")
+        else:
+            network = build_network(3, d, model["width"], model["activation"], model["bias"],
+                                    {g: run.file[f"particle_weights/{g}"][()] for g in ("layer1", "layer2")})
+            flat = np.concatenate([snapshots[f"{f.group}/{f.name}"][-1].ravel() for f in network.layout.fields])
+            radii = np.linspace(0.0, _radius_range(config["problem"]["input"], d), 200)
+            direction = np.random.default_rng(0).standard_normal(d)
+            X = radii[:, None] * (direction / np.linalg.norm(direction))
+            features = network.hidden(network.layout.unpack(flat), X)[:, :8]
+            written += save(feature_figure(radii, features, times[-1]), stem + "-features")
+    return written
+
+
+def _radius_range(spec, d):
+    """The largest input norm worth plotting for an input law."""
+    if spec["law"] in ("sphere", "ball"):
+        return spec["radius"] * 1.2
+    if spec["law"] == "radial":
+        radius = spec["radius"]
+        return radius["rmax"] if radius["law"] == "uniform" else radius["edges"][-1]
+    return np.sqrt(d) + 3.0

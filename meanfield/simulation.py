@@ -8,9 +8,15 @@ initial particles, the target, the training samples, the evaluation samples and 
 Langevin noise), so the same config and seed give the same numbers.
 """
 
+import contextlib
+import signal
+import threading
+
 import numpy as np
 
 from . import initialization, inputs, targets
+from .config import ConfigError
+from .config import parse as parse_config
 from .controller import Controller, MetricsRecorder, ProgressBar, Schedule, SnapshotRecorder, time_grid
 from .expectation.closed_form import ClosedFormExpectation
 from .expectation.samples import SampleExpectation
@@ -18,7 +24,7 @@ from .flow import Flow
 from .integrators import make_integrator
 from .networks import build_network
 from .projections import make_projection
-from .storage import RunWriter
+from .storage import RunFile, RunFileError, RunWriter
 
 STREAMS = ("model", "target", "train", "eval", "langevin")
 
@@ -114,16 +120,57 @@ class Simulation:
         return make_integrator(flow["integrator"], flow["dt"], flow["rtol"], flow["atol"])
 
     def run(self, path=None, force=False, progress=None):
-        """Run the flow, writing the run file; returns (Outcome, metrics rows, path)."""
-        config, out = self.config, self.config["output"]
-        path = path or out["path"]
-        total = config["flow"]["time"]
-        writer = RunWriter(path, config.get("_text", ""), self.network, force=force)
+        """Run the flow from the start, writing the run file; returns (Outcome, metric rows, path)."""
+        path = path or self.config["output"]["path"]
+        writer = RunWriter(path, self.config.get("_text", ""), self.network, force=force)
         try:
-            if self.target_arrays or self.target_attrs:
-                writer.write_target(self.target_arrays, {"kind": config["problem"]["target"]["kind"],
-                                                         **self.target_attrs})
-            metrics = MetricsRecorder(self.flow, time_grid(total, **out["metrics"]), writer)
+            self._write_target(writer)
+        except BaseException:
+            writer.close()
+            raise
+        return self._execute(writer, None, [], progress)
+
+    @classmethod
+    def resume(cls, path, progress=None):
+        """Continue the run in ``path`` from its last checkpoint (from the start if it has none).
+
+        The run ends with the same particles and metrics as an uninterrupted one (same
+        thread count).  Finished and failed runs are refused.
+        """
+        with RunFile(path) as run:
+            status = run.status
+            if status == "finished":
+                raise RunFileError(f"{path} is a finished run; there is nothing to resume")
+            if status == "failed":
+                message = run.file.attrs.get("message", "")
+                raise RunFileError(f"{path} is a failed run ({message}); change the config and start a new run")
+            try:
+                config = parse_config(run.config_text)
+            except ConfigError as exc:
+                raise RunFileError(f"{path}: its stored config is invalid: {exc}") from None
+            checkpoint = run.checkpoint()
+            rows = run.metric_rows()
+        simulation = cls(config)
+        time = checkpoint["time"] if checkpoint is not None else -1.0
+        writer = RunWriter.reopen(path, simulation.network, time)
+        try:
+            if "target" not in writer.file:
+                simulation._write_target(writer)
+        except BaseException:
+            writer.close()
+            raise
+        return simulation._execute(writer, checkpoint, [r for r in rows if r["time"] <= time], progress)
+
+    def _write_target(self, writer):
+        if self.target_arrays or self.target_attrs:
+            writer.write_target(self.target_arrays, {"kind": self.config["problem"]["target"]["kind"],
+                                                     **self.target_attrs})
+
+    def _execute(self, writer, checkpoint, rows, progress):
+        config, out = self.config, self.config["output"]
+        total = config["flow"]["time"]
+        try:
+            metrics = MetricsRecorder(self.flow, time_grid(total, **out["metrics"]), writer, rows)
             snapshots = SnapshotRecorder(time_grid(total, **out["snapshots"]), writer)
             trackers = [metrics, snapshots]
             show = out["progress"] if progress is None else progress
@@ -134,18 +181,55 @@ class Simulation:
                 self.flow, self.make_integrator(), Schedule(self.flow, config["flow"]["timescale"],
                                                             config["flow"]["phases"]),
                 self.projections, config["flow"]["temperature"], random_stream(config["seed"], "langevin"),
-                trackers, out["wall_limit_seconds"])
+                trackers, out["wall_limit_seconds"], writer.write_checkpoint, out["checkpoint_seconds"])
+            metrics.clock = controller.wall_time
+            if checkpoint is None:
+                state, start = self.initial_state.copy(), None
+            else:
+                state, start = checkpoint["state"].copy(), controller.restore(checkpoint)
             try:
-                outcome = controller.run(self.initial_state.copy(), total)
+                with stop_on_signals(controller):
+                    outcome = controller.run(state, total, start)
             finally:
                 if bar:
                     bar.close()
-            if outcome.status != "finished" and outcome.time not in snapshots.times:
+            if outcome.status == "failed" and outcome.time not in snapshots.times:
                 writer.append_snapshot(outcome.time, outcome.state)     # the last finite state
             writer.set_status(outcome.status, outcome.message)
+        except OSError as exc:
+            _mark(writer, "interrupted", f"could not write the run file: {exc}")
+            raise RunStorageError(f"could not write {writer.path} ({exc}); its last checkpoint is intact: "
+                                  f"free space and continue with `meanfield run --resume {writer.path}`") from exc
         except BaseException as exc:
-            writer.set_status("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", repr(exc))
+            _mark(writer, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", repr(exc))
             raise
         finally:
             writer.close()
-        return outcome, metrics.rows, path
+        return outcome, metrics.rows, writer.path
+
+
+class RunStorageError(OSError):
+    """The run file could not be written (full disk, lost mount, ...)."""
+
+
+def _mark(writer, status, message):
+    """Best-effort status update after an error (the disk may still be full)."""
+    try:
+        writer.set_status(status, message)
+    except Exception:
+        pass
+
+
+@contextlib.contextmanager
+def stop_on_signals(controller):
+    """While running, SIGINT and SIGTERM ask the controller to checkpoint and stop."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handler = lambda signum, frame: controller.request_stop(f"received {signal.Signals(signum).name}")
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
