@@ -2,6 +2,7 @@
 
     meanfield run [CONFIG.toml] [--output PATH] [--force] [--threads N] [--no-progress]
     meanfield run --resume RUN.h5
+    meanfield sweep SWEEP.toml [--scheduler ADDRESS] [--workers N] [--serial]
     meanfield info RUN.h5
     meanfield plot RUN.h5
     meanfield env
@@ -52,6 +53,17 @@ def _parser():
                                       "(three layers) as PNG and PDF next to the run file.")
     plot.add_argument("run_file", metavar="RUN.h5")
     plot.set_defaults(handler=_plot)
+
+    sweep = sub.add_parser("sweep", parents=[common], help="run a grid of configs (Dask or serial)",
+                           description="Expand the [grid] of a sweep file into runs and execute them on a Dask "
+                                       "LocalCluster (default), an existing cluster (--scheduler) or serially. "
+                                       "Finished runs are skipped, interrupted ones resumed; summary.csv and "
+                                       "summary.h5 gather the final metrics.")
+    sweep.add_argument("sweep_file", metavar="SWEEP.toml")
+    sweep.add_argument("--scheduler", metavar="ADDRESS", help="address of a running Dask scheduler")
+    sweep.add_argument("--workers", type=int, help="LocalCluster worker processes (default: CPUs / threads_per_run)")
+    sweep.add_argument("--serial", action="store_true", help="run in this process, one run after the other")
+    sweep.set_defaults(handler=_sweep)
 
     env = sub.add_parser("env", parents=[common], help="versions for bug reports",
                          description="Print the versions of Python, numpy, numba (and its threading layer), "
@@ -125,6 +137,21 @@ def _plot(args):
     for path in plot_run(args.run_file):
         print(path)
     return EXIT_OK
+
+
+def _sweep(args):
+    from .sweep import METRICS, run_sweep
+
+    if args.workers is not None and args.workers < 1:
+        raise BadInput(f"--workers {args.workers}: must be >= 1")
+    rows = run_sweep(args.sweep_file, scheduler=args.scheduler, serial=args.serial, workers=args.workers,
+                     log=lambda line: print(f"meanfield: {line}", file=sys.stderr))
+    for row in rows:
+        values = "  ".join(f"{name} = {row[name]:.6g}" for name in METRICS)
+        print(f"{row['name']}  {row['status']:<11} {row['action']:<8} {values}")
+    if any(row["status"] == "failed" for row in rows):
+        return EXIT_FAILED
+    return EXIT_OK if all(row["status"] == "finished" for row in rows) else EXIT_INTERRUPTED
 
 
 def _env(args):

@@ -1,0 +1,220 @@
+"""Parameter sweeps: a grid over config keys, executed serially or on a Dask cluster.
+
+A sweep file (TOML):
+
+    base = "base.toml"               # a config file (relative to the sweep file); or a [base] table
+    output = "sweep-runs"            # directory of the run files (relative to the sweep file)
+    threads_per_run = 1              # worker threads inside each run (the same count: the same numbers)
+    [grid]
+    "model.width" = [64, 128, 256]   # dotted config keys -> lists of values
+    seed = [0, 1, 2]
+
+expands into the Cartesian product of the grid, one run file per point.  Every run's
+config is validated before anything starts.  Finished runs are skipped, interrupted
+ones resumed, failed ones reported.  Runs execute on a dask.distributed cluster (an
+embedded LocalCluster by default, or ``scheduler="tcp://..."`` for an existing one)
+or serially; ``summary.csv`` and ``summary.h5`` in the output directory gather the
+final metrics of every run.
+"""
+
+import copy
+import csv
+import itertools
+import os
+import tomllib
+
+import h5py
+import numpy as np
+
+from .config import ConfigError, parse
+from .storage import RunFile, RunFileError
+
+SWEEP_KEYS = ("base", "output", "threads_per_run", "grid")
+METRICS = ("time", "loss", "test_loss", "relative_loss")
+
+
+def load_sweep(path):
+    """The runs of a sweep file: list of {name, params, config_text, path}, all validated."""
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"sweep file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"sweep file {path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(raw) - set(SWEEP_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r} in the sweep file; allowed: {', '.join(SWEEP_KEYS)}")
+    here = os.path.dirname(os.path.abspath(path))
+    base = raw.get("base", {})
+    if isinstance(base, str):
+        try:
+            with open(os.path.join(here, base), "rb") as fh:
+                base = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"sweep base config {base}: {exc}") from None
+    if not isinstance(base, dict):
+        raise ConfigError("sweep key base must be a config file name or a table")
+    threads = raw.get("threads_per_run", 1)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"sweep threads_per_run = {threads!r}: must be an integer >= 1")
+    grid = raw.get("grid", {})
+    if not isinstance(grid, dict) or not grid or not all(isinstance(v, list) and v for v in grid.values()):
+        raise ConfigError("sweep [grid] must map config keys to non-empty lists of values")
+    output = os.path.join(here, raw.get("output", "sweep-runs"))
+    runs = []
+    keys = list(grid)
+    for index, values in enumerate(itertools.product(*(grid[k] for k in keys))):
+        params = dict(zip(keys, values))
+        config = copy.deepcopy(base)
+        for key, value in params.items():
+            _set(config, key, value)
+        config.setdefault("output", {})
+        name = f"run{index:04d}"
+        config["output"]["path"] = os.path.join(output, name + ".h5")
+        config["output"]["progress"] = False
+        text = dumps(config)
+        try:
+            parse(text)
+        except ConfigError as exc:
+            raise ConfigError(f"sweep point {params}: {exc}") from None
+        runs.append({"name": name, "params": params, "config_text": text, "path": config["output"]["path"]})
+    return {"runs": runs, "output": output, "threads_per_run": threads, "keys": keys}
+
+
+def _set(config, dotted, value):
+    *tables, key = dotted.split(".")
+    target = config
+    for table in tables:
+        target = target.setdefault(table, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"sweep key {dotted!r}: {table} is not a table")
+    target[key] = value
+
+
+def dumps(config, prefix=""):
+    """TOML text of a nested dict of the config's kinds of values."""
+    lines, tables = [], []
+    for key, value in config.items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            lines.append(f"{key} = [{', '.join(_inline(v) for v in value)}]")
+        else:
+            lines.append(f"{key} = {_value(value)}")
+    text = "\n".join(lines)
+    for key, value in tables:
+        name = f"{prefix}{key}"
+        body = dumps(value, name + ".")
+        text += f"\n\n[{name}]\n{body}" if body else f"\n\n[{name}]"
+    return text.strip() + "\n"
+
+
+def _inline(table):
+    return "{" + ", ".join(f"{k} = {_inline(v) if isinstance(v, dict) else _value(v)}" for k, v in table.items()) + "}"
+
+
+def _value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_inline(v) if isinstance(v, dict) else _value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return _inline(value)
+    raise ConfigError(f"cannot write {value!r} into a config")
+
+
+def execute_run(run, threads):
+    """Run (or resume, or skip) one sweep point; returns its summary row.
+
+    Executed inside Dask workers as well: everything it needs travels in ``run``.
+    """
+    os.environ["MEANFIELD_NUM_THREADS"] = str(threads)
+    from .simulation import Simulation
+
+    path = run["path"]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    action = "ran"
+    try:
+        if os.path.exists(path):
+            with RunFile(path) as existing:
+                status = existing.status
+            if status == "finished":
+                action = "skipped"
+            elif status == "failed":
+                action = "failed earlier"
+            else:
+                Simulation.resume(path, progress=False)
+                action = "resumed"
+        else:
+            Simulation(parse(run["config_text"])).run(path, progress=False)
+    except RunFileError as exc:
+        return _row(run, None, f"refused: {exc}")
+    return _row(run, path, action)
+
+
+def _row(run, path, action):
+    row = {"name": run["name"], "path": run["path"], "action": action, **run["params"]}
+    row.update({"status": "missing", **{name: np.nan for name in METRICS}})
+    if path is not None:
+        with RunFile(path) as done:
+            row["status"] = done.status
+            rows = done.metric_rows()
+        if rows:
+            row.update({name: rows[-1][name] for name in METRICS})
+    return row
+
+
+def run_sweep(path, scheduler=None, serial=False, workers=None, log=print):
+    """Execute a sweep file; returns the summary rows (also written as CSV and HDF5)."""
+    sweep = load_sweep(path)
+    runs, threads = sweep["runs"], sweep["threads_per_run"]
+    os.makedirs(sweep["output"], exist_ok=True)
+    client = None
+    if not serial:
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError:
+            log("dask.distributed is not installed: running the sweep serially "
+                "(pip install 'meanfield[dask]' for parallel sweeps)")
+        else:
+            if scheduler:
+                client = Client(scheduler)
+            else:
+                count = workers or max(1, (os.cpu_count() or 1) // threads)
+                client = Client(LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
+                                             dashboard_address=None))
+    try:
+        if client is None:
+            rows = [execute_run(run, threads) for run in runs]
+        else:
+            log(f"running {len(runs)} runs on {client.scheduler.address}")
+            futures = client.map(execute_run, runs, threads=threads, pure=False)
+            rows = client.gather(futures)
+    finally:
+        if client is not None:
+            cluster = client.cluster
+            client.close()
+            if cluster is not None and not scheduler:
+                cluster.close()
+    write_summary(rows, sweep["keys"], sweep["output"])
+    return rows
+
+
+def write_summary(rows, keys, directory):
+    columns = ["name", "status", "action", *keys, *METRICS, "path"]
+    with open(os.path.join(directory, "summary.csv"), "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows({c: row.get(c) for c in columns} for row in rows)
+    with h5py.File(os.path.join(directory, "summary.h5"), "w") as f:
+        for column in columns:
+            values = [row.get(column) for row in rows]
+            if all(isinstance(v, (int, float, np.floating)) and not isinstance(v, bool) for v in values):
+                f.create_dataset(column, data=np.asarray(values, dtype=float))
+            else:
+                f.create_dataset(column, data=np.asarray([str(v) for v in values], dtype=h5py.string_dtype()))
