@@ -85,7 +85,6 @@ def _run(args):
     if args.resume:
         if args.config or args.output or args.force:
             raise BadInput("--resume takes the run file alone (its config is stored in it)")
-        print(f"meanfield: resuming {args.resume}", file=sys.stderr)
         outcome, rows, path = Simulation.resume(args.resume, progress=progress)
         config = configuration.parse(_stored_config(path))
         source = path

@@ -227,3 +227,64 @@ def test_debug_before_run_shows_the_exception(tmp_path, crashing_run):
     config, _ = write_config(tmp_path)
     with pytest.raises(RuntimeError, match="unexpected boom"):
         main(["--debug", "run", str(config), "--no-progress"])
+
+
+def test_resume_command_continues_an_interrupted_run(tmp_path, capsys):
+    config, output = write_config(tmp_path, **{"progress = false": "progress = false\nwall_limit_seconds = 1e-9"})
+    assert main(["run", str(config)]) == 4
+    assert "meanfield run --resume" in capsys.readouterr().err
+    code = 4
+    while code == 4:
+        code = main(["run", "--resume", str(output)])
+    assert code == 0
+    with h5py.File(output, "r") as f:
+        assert f.attrs["status"] == "finished"
+    assert main(["run", "--resume", str(output)]) == 2                     # finished: nothing to resume
+    assert "nothing to resume" in capsys.readouterr().err
+    assert main(["run", str(config), "--resume", str(output)]) == 2        # --resume takes the file alone
+
+
+def test_info_plot_and_env(tmp_path, capsys):
+    config, output = write_config(tmp_path)
+    assert main(["run", str(config)]) == 0
+    capsys.readouterr()
+    assert main(["info", str(output)]) == 0
+    out = capsys.readouterr().out
+    assert "status: finished" in out and "final: loss = " in out and "[model]" in out
+    assert main(["plot", str(output)]) == 0
+    written = capsys.readouterr().out.split()
+    for name in ("run-loss.png", "run-loss.pdf", "run-particles.png", "run-particles.pdf"):
+        assert (tmp_path / name).is_file() and str(tmp_path / name) in written
+    assert main(["env"]) == 0
+    out = capsys.readouterr().out
+    for name in ("python:", "numpy:", "numba:", "numba threading layer:", "scipy:", "h5py:"):
+        assert name in out
+
+
+def test_three_layer_plot_draws_the_learned_features(tmp_path, capsys):
+    config, output = write_config(tmp_path, **{"layers = 2\nwidth = 8": "layers = 3\nwidth = [6, 5]"})
+    assert main(["run", str(config)]) == 0
+    assert main(["plot", str(output)]) == 0
+    assert (tmp_path / "run-features.png").is_file() and (tmp_path / "run-features.pdf").is_file()
+
+
+@pytest.mark.parametrize("command", ("info", "plot", "resume"))
+def test_bad_run_files_give_one_line_and_exit_2(tmp_path, capsys, command):
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["data"] = [1, 2, 3]
+    text = tmp_path / "text.h5"
+    text.write_text("not hdf5")
+    config, output = write_config(tmp_path)
+    assert main(["run", str(config)]) == 0
+    truncated = tmp_path / "truncated.h5"
+    truncated.write_bytes(output.read_bytes()[: output.stat().st_size // 3])
+    for path, words in ((tmp_path / "missing.h5", "does not exist"), (foreign, "not a meanfield run file"),
+                        (text, "not a readable HDF5 file"), (truncated, "not a readable HDF5 file")):
+        before = path.read_bytes() if path.exists() else None
+        capsys.readouterr()
+        argv = ["run", "--resume", str(path)] if command == "resume" else [command, str(path)]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and words in err and "Traceback" not in err
+        assert (path.read_bytes() if path.exists() else None) == before
