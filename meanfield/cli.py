@@ -2,6 +2,7 @@
 
     meanfield run [CONFIG.toml] [--output PATH] [--force] [--threads N] [--no-progress]
     meanfield run --resume RUN.h5
+    meanfield compare CONFIG.toml [--output PATH] [--force] [--no-progress]
     meanfield sweep SWEEP.toml [--scheduler ADDRESS] [--workers N] [--serial]
     meanfield info RUN.h5
     meanfield plot RUN.h5
@@ -16,6 +17,7 @@ not a readable run file), nothing written; 3 the run failed (non-finite state);
 import argparse
 import os
 import sys
+import warnings
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4
 
@@ -54,6 +56,16 @@ def _parser():
     plot.add_argument("run_file", metavar="RUN.h5")
     plot.set_defaults(handler=_plot)
 
+    compare = sub.add_parser("compare", parents=[common], help="finite widths against the mean-field reference",
+                             description="Run the mean-field reference of CONFIG, train finite networks of every "
+                                         "[finite] width and seed, measure the discretization error and fit "
+                                         "D(t) ~ C m^(-alpha); results go under /finite of the run file.")
+    compare.add_argument("config", help="TOML configuration with a [finite] table")
+    compare.add_argument("--output", help="run file path (overrides [output] path)")
+    compare.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    compare.add_argument("--no-progress", action="store_true", help="no progress bars")
+    compare.set_defaults(handler=_compare)
+
     sweep = sub.add_parser("sweep", parents=[common], help="run a grid of configs (Dask or serial)",
                            description="Expand the [grid] of a sweep file into runs and execute them on a Dask "
                                        "LocalCluster (default), an existing cluster (--scheduler) or serially. "
@@ -70,6 +82,17 @@ def _parser():
                                      "scipy, h5py and the BLAS in use.")
     env.set_defaults(handler=_env)
     return parser
+
+
+def _new_output(config, args):
+    """The output path of a new run, refused if it exists (without --force) or has no directory."""
+    path = args.output or config["output"]["path"]
+    if os.path.exists(path) and not args.force:
+        raise BadInput(f"output file {path} exists; choose another path, use --force, "
+                       f"or continue it with meanfield run --resume {path}")
+    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise BadInput(f"output directory of {path} does not exist")
+    return path
 
 
 def _run(args):
@@ -90,12 +113,7 @@ def _run(args):
         source = path
     else:
         config = configuration.load(args.config) if args.config else configuration.parse(configuration.default_text())
-        path = args.output or config["output"]["path"]
-        if os.path.exists(path) and not args.force:
-            raise BadInput(f"output file {path} exists; choose another path, use --force, "
-                           f"or continue it with --resume {path}")
-        if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-            raise BadInput(f"output directory of {path} does not exist")
+        path = _new_output(config, args)
         source = args.config or "the built-in default config"
         print(f"meanfield: running {source} -> {path}", file=sys.stderr)
         outcome, rows, path = Simulation(config).run(path, force=args.force, progress=progress)
@@ -136,6 +154,28 @@ def _plot(args):
     for path in plot_run(args.run_file):
         print(path)
     return EXIT_OK
+
+
+def _compare(args):
+    from . import config as configuration
+    from .compare import ComparisonWarning, check, run_comparison, summary_lines
+
+    config = configuration.load(args.config)
+    try:
+        check(config)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    path = _new_output(config, args)
+    print(f"meanfield: comparing finite widths with the mean-field reference of {args.config} -> {path}",
+          file=sys.stderr)
+    with warnings.catch_warnings():      # printed below, once, from the summary
+        warnings.simplefilter("ignore", ComparisonWarning)
+        summary = run_comparison(config, path, force=args.force, progress=False if args.no_progress else None)
+    for line in summary_lines(summary):
+        print(line)
+    for warning in summary["warnings"]:
+        print(f"meanfield: warning: {warning}", file=sys.stderr)
+    return {"finished": EXIT_OK, "failed": EXIT_FAILED}.get(summary["status"], EXIT_INTERRUPTED)
 
 
 def _sweep(args):

@@ -129,7 +129,7 @@ def validate(raw):
     config["problem"] = _problem(raw.get("problem"), config["model"])
     config["expectation"] = _expectation(raw.get("expectation"), config)
     config["flow"] = _flow(raw.get("flow"), config)
-    config["finite"] = _finite(raw.get("finite"))
+    config["finite"] = _finite(raw.get("finite"), config["model"]["layers"])
     config["output"] = _output(raw.get("output"))
     return config
 
@@ -408,12 +408,15 @@ def _flow(raw, config):
     return flow
 
 
-def _finite(raw):
-    raw = _table(raw, "finite", ("widths", "seeds", "optimizer", "lr", "batch", "coupling", "n_train"))
+def _finite(raw, layers):
+    keys = ("widths", "seeds", "optimizer", "lr", "batch", "coupling", "n_train", "budget", "budget_width",
+            "reference_check", "store_states", "confidence", "bootstrap", "w2")
+    raw = _table(raw, "finite", keys)
     widths = raw.get("widths", [])
-    if not isinstance(widths, list) or any(isinstance(w, bool) or not isinstance(w, (int, list)) for w in widths):
+    if not isinstance(widths, list):
         _fail("finite.widths", widths, "must be a list of widths")
-    return {
+    widths = [_width(w, "finite.widths", layers) for w in widths]
+    finite = {
         "widths": widths,
         "seeds": _seeds(raw.get("seeds", 1)),
         "optimizer": _choice(raw, "finite.optimizer", ("gd", "sgd"), "gd"),
@@ -421,7 +424,21 @@ def _finite(raw):
         "batch": _int(raw, "finite.batch", None, minimum=1),
         "coupling": _choice(raw, "finite.coupling", ("subsample", "independent"), "subsample"),
         "n_train": _int(raw, "finite.n_train", None, minimum=1),
+        "budget": _bool(raw, "finite.budget", True),
+        "budget_width": None,
+        "reference_check": _bool(raw, "finite.reference_check", True),
+        "store_states": _bool(raw, "finite.store_states", True),
+        "confidence": _float(raw, "finite.confidence", 0.9, positive=True),
+        "bootstrap": _int(raw, "finite.bootstrap", 2000, minimum=100),
+        "w2": _choice(raw, "finite.w2", ("auto", "exact", "sliced"), "auto"),
     }
+    if finite["confidence"] >= 1:
+        _fail("finite.confidence", finite["confidence"], "must be a number in (0, 1)")
+    if "budget_width" in raw:
+        finite["budget_width"] = _width(raw["budget_width"], "finite.budget_width", layers)
+        if widths and finite["budget_width"] not in widths:
+            _fail("finite.budget_width", raw["budget_width"], "must be one of [finite] widths")
+    return finite
 
 
 def _seeds(value):

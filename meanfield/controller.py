@@ -19,11 +19,19 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def time_grid(total, count, spacing, first=1e-3):
-    """``count`` times in [0, total]: linear, or 0 then geometric from first*total."""
+def time_grid(total, count, spacing, first=1e-3, anchors=()):
+    """``count`` times in [0, total]: linear, or 0 then geometric from first*total.
+
+    Times within rounding (1e-12 total) of an anchor (a phase boundary) are moved onto it,
+    so that no piece of integration is a rounding-error sliver.
+    """
     if spacing == "linear":
-        return np.linspace(0.0, total, count)
-    return np.concatenate([[0.0], np.geomspace(first * total, total, count - 1)])
+        times = np.linspace(0.0, total, count)
+    else:
+        times = np.concatenate([[0.0], np.geomspace(first * total, total, count - 1)])
+    for anchor in anchors:
+        times[np.abs(times - anchor) <= 1e-12 * total] = anchor
+    return times
 
 
 class NonFiniteState(FloatingPointError):

@@ -3,6 +3,9 @@
     loss        loss and test loss against flow time, log axes
     particles   two-layer: every particle as (||w_i||, a_i) at each snapshot, coloured by time
     features    three-layer: learned second-layer features h_j(x) against ||x||
+    finite-*    after ``meanfield compare``: D against the width m at the final time with
+                the fitted m^(-alpha) and the m^(-1/2) slope (alpha), D(t) per width with
+                the reference's own error (distance), the error budget (budget)
 """
 
 import os
@@ -81,6 +84,72 @@ def feature_figure(radii, features, time):
     return fig
 
 
+def finite_figures(path, formats=FORMATS):
+    """The finite-width comparison figures of a run file with /finite; returns {name: first path}."""
+    import h5py
+
+    with h5py.File(path, "r", locking=False) as f:
+        g = f["finite"]
+        times, sizes, D = g["time"][()], g["size"][()].astype(float), g["distance"][()]
+        widths = g["widths"][()]
+        summary = g["summary"]
+        alpha, low, high = (float(summary.attrs[k]) for k in ("alpha", "alpha_low", "alpha_high"))
+        prefactor = float(summary["prefactor"][-1])
+        quality = g["reference_quality/error"][()] if "reference_quality" in g else None
+        budget = {name: g[f"budget/{name}_rms"][()] for name in ("width", "timestep", "sampling", "total")} \
+            if "budget" in g else None
+        budget_width = g["budget"].attrs["width"] if budget is not None else None
+    stem = os.path.splitext(os.fspath(path))[0] + "-finite-"
+    label = lambda w: "x".join(str(v) for v in np.atleast_1d(w))
+    rms = np.sqrt(np.nanmean(D ** 2, axis=1))                     # (W, K)
+    out = {}
+
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    for j in range(D.shape[1]):
+        ax.plot(sizes, D[:, j, -1], ".", color="0.6", ms=4, label="seeds" if j == 0 else None)
+    ax.plot(sizes, rms[:, -1], "o", color="C0", label="rms over seeds")
+    grid = np.geomspace(sizes.min(), sizes.max(), 50)
+    if np.isfinite(alpha):
+        ax.plot(grid, prefactor * grid ** -alpha, "-", color="C0",
+                label=f"fit: alpha = {alpha:.3f} [{low:.3f}, {high:.3f}]")
+    ok = np.isfinite(rms[:, -1]) & (rms[:, -1] > 0)
+    if ok.any():
+        anchor = np.exp(np.mean(np.log(rms[ok, -1]))) * np.exp(np.mean(np.log(sizes[ok]))) ** 0.5
+        ax.plot(grid, anchor * grid ** -0.5, "--", color="0.3", label="m^(-1/2)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("width m")
+    ax.set_ylabel(f"D(t = {times[-1]:.4g})")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    out["alpha"] = save(fig, stem + "alpha", formats)[0]
+
+    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    for i, width in enumerate(widths):
+        ax.plot(times, np.where(rms[i] > 0, rms[i], np.nan), "-o", ms=3, label=f"m = {label(width)}")
+    if quality is not None:
+        ax.plot(times, quality, "k--", label="reference's own error (est.)")
+    ax.set_yscale("log")
+    ax.set_xlabel("flow time t")
+    ax.set_ylabel("D(t) = sqrt(E (f_m - f_ref)^2)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    out["distance"] = save(fig, stem + "distance", formats)[0]
+
+    if budget is not None:
+        fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+        for name, style in (("width", "-"), ("timestep", "-"), ("sampling", "-"), ("total", "k--")):
+            ax.plot(times, np.where(budget[name] > 0, budget[name], np.nan), style, marker=".", label=name)
+        ax.set_yscale("log")
+        ax.set_xlabel("flow time t")
+        ax.set_ylabel("function distance")
+        ax.set_title(f"error budget at width {label(budget_width)}", fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        out["budget"] = save(fig, stem + "budget", formats)[0]
+    return out
+
+
 def plot_run(path):
     """Every figure of the run file ``path``, as PNG and PDF next to it; returns the paths."""
     from .config import parse
@@ -93,6 +162,7 @@ def plot_run(path):
         rows = run.metric_rows()
         if len(rows) > 1:
             written += save(loss_figure(rows, os.path.basename(path)), stem + "-loss")
+        has_finite = "finite/summary" in run.file
         snapshots = run.file.get("snapshots")
         if snapshots is None or len(snapshots["time"]) == 0:
             return written
@@ -111,6 +181,9 @@ def plot_run(path):
             X = radii[:, None] * (direction / np.linalg.norm(direction))
             features = network.hidden(network.layout.unpack(flat), X)[:, :8]
             written += save(feature_figure(radii, features, times[-1]), stem + "-features")
+    if has_finite:
+        stem_finite = os.path.splitext(path)[0] + "-finite-"
+        written += [stem_finite + f"{name}.{fmt}" for name in finite_figures(path) for fmt in FORMATS]
     return written
 
 

@@ -119,6 +119,23 @@ class Simulation:
         flow = self.config["flow"]
         return make_integrator(flow["integrator"], flow["dt"], flow["rtol"], flow["atol"])
 
+    def recording_times(self):
+        """(metric times, snapshot times) of the run, snapped onto phase boundaries."""
+        out, flow = self.config["output"], self.config["flow"]
+        anchors = [phase["until"] for phase in flow["phases"]]
+        return (time_grid(flow["time"], **out["metrics"], anchors=anchors),
+                time_grid(flow["time"], **out["snapshots"], anchors=anchors))
+
+    def make_controller(self, flow, trackers, wall_limit=None, checkpoint=None, checkpoint_seconds=None):
+        """The controller of this run's integrator, schedule, projections and noise for ``flow``
+        (this run's flow, or one of another network on the same problem)."""
+        spec = self.config["flow"]
+        projections = self.projections if flow is self.flow else [
+            make_projection(flow.network, g, s) for g, s in spec["projections"].items()]
+        return Controller(flow, self.make_integrator(), Schedule(flow, spec["timescale"], spec["phases"]),
+                          projections, spec["temperature"], random_stream(self.config["seed"], "langevin"),
+                          trackers, wall_limit, checkpoint, checkpoint_seconds)
+
     def run(self, path=None, force=False, progress=None):
         """Run the flow from the start, writing the run file; returns (Outcome, metric rows, path)."""
         path = path or self.config["output"]["path"]
@@ -170,18 +187,16 @@ class Simulation:
         config, out = self.config, self.config["output"]
         total = config["flow"]["time"]
         try:
-            metrics = MetricsRecorder(self.flow, time_grid(total, **out["metrics"]), writer, rows)
-            snapshots = SnapshotRecorder(time_grid(total, **out["snapshots"]), writer)
+            metric_times, snapshot_times = self.recording_times()
+            metrics = MetricsRecorder(self.flow, metric_times, writer, rows)
+            snapshots = SnapshotRecorder(snapshot_times, writer)
             trackers = [metrics, snapshots]
             show = out["progress"] if progress is None else progress
             bar = ProgressBar(total) if show else None
             if bar:
                 trackers.append(bar)
-            controller = Controller(
-                self.flow, self.make_integrator(), Schedule(self.flow, config["flow"]["timescale"],
-                                                            config["flow"]["phases"]),
-                self.projections, config["flow"]["temperature"], random_stream(config["seed"], "langevin"),
-                trackers, out["wall_limit_seconds"], writer.write_checkpoint, out["checkpoint_seconds"])
+            controller = self.make_controller(self.flow, trackers, out["wall_limit_seconds"],
+                                              writer.write_checkpoint, out["checkpoint_seconds"])
             metrics.clock = controller.wall_time
             if checkpoint is None:
                 state, start = self.initial_state.copy(), None

@@ -1,0 +1,478 @@
+"""Width sweep: finite networks against their mean-field reference (``meanfield compare``).
+
+``run_comparison(config, path)`` runs the mean-field reference once (an ordinary run
+file), reads its snapshots back, trains the finite networks of ``[finite] widths`` for
+every replicate seed with :mod:`meanfield.finite`, measures them against the reference
+with :mod:`meanfield.comparison` at every snapshot time on the evaluation set, and
+writes everything under ``/finite`` of the same run file:
+
+    /finite                      attrs: status, optimizer, lr, batch, coupling, n_train, layers,
+                                 reference_widths, w2_method, confidence
+    /finite/time                 (K,) the snapshot times
+    /finite/widths               (W,) or (W, 2);  /finite/size (W,) the m of the fit
+                                 (three layers: min(m1, m2));  /finite/seeds (S,)
+    /finite/reference/loss       (K,) R_ref on the evaluation set;  train_loss (K,)
+    /finite/<metric>             (W, S, K): distance (D), loss (R_m), train_loss, loss_gap,
+                                 cross_term, half_distance_squared, decomposition_residual,
+                                 w2 (two layers)
+    /finite/runs/<w>/seed_<s>/<group>/<param>   (K, ...) the finite network's snapshots
+                                 (attrs: status, message, steps, disjoint)
+    /finite/summary              attrs alpha, alpha_low, alpha_high (fit at the final time),
+                                 time, confidence, method, trusted, warnings;
+                                 datasets alpha, alpha_low, alpha_high, prefactor (K,)
+    /finite/budget               attrs width, lr, batch; datasets width, timestep, sampling,
+                                 total (S, K) and their root means over seeds (K,)
+    /finite/reference_quality    attrs reference_size, coarse_size, error, ratio, trusted;
+                                 datasets distance (K,) D(N/4 vs N), error (K,) the estimate of E_N
+
+and draws ``<run>-finite-alpha.png``, ``<run>-finite-distance.png`` and
+``<run>-finite-budget.png`` (see :func:`meanfield.plotting.finite_figures`).
+
+Configuration: ``[finite]`` widths (default N/128 .. N/16), seeds, optimizer, lr
+(default [flow] dt), batch (sgd; default 64), coupling, n_train, budget (true),
+budget_width (the largest width), reference_check (true), store_states (true),
+confidence (0.9), bootstrap (2000), w2 (auto|exact|sliced).
+"""
+
+import os
+import warnings
+
+import h5py
+import numpy as np
+
+from . import comparison, inputs
+from .controller import Tracker
+from .finite import FiniteNetwork, FiniteTrainer, couple, replicate_stream
+from .flow import Flow
+from .projections import make_projection
+from .simulation import Simulation
+
+DEFAULT_BATCH = 64
+COARSE_RATIO = 4               # the reference's own error: N against N / COARSE_RATIO
+CLOSE_FRACTION = 1 / 8         # warn when the largest width exceeds this fraction of N
+ERROR_RATIO_LIMIT = 0.3        # warn when E_N / D(largest width) exceeds this
+METRICS = ("distance", "loss", "train_loss", "loss_gap", "cross_term", "half_distance_squared",
+           "decomposition_residual")
+
+
+class ComparisonWarning(UserWarning):
+    pass
+
+
+# --------------------------------------------------------------------------- settings
+
+def settings(config):
+    """The [finite] table with every default filled in and the widths checked."""
+    raw, model, flow = config["finite"], config["model"], config["flow"]
+    layers = model["layers"]
+    reference = [model["width"]] if layers == 2 else list(model["width"])
+    widths = list(raw.get("widths") or [])
+    if not widths:
+        widths = sorted({max(1, reference[0] // k) for k in (128, 64, 32, 16)}) if layers == 2 else \
+            sorted({(max(1, reference[0] // k), max(1, reference[1] // k)) for k in (128, 64, 32, 16)})
+        widths = [list(w) if layers == 3 else w for w in widths]
+    coupling = raw["coupling"]
+    if coupling == "subsample":
+        for w in widths:
+            sizes = [w] if layers == 2 else list(w)
+            if any(s > r for s, r in zip(sizes, reference)):
+                raise ValueError(f"[finite] widths: {w!r} exceeds the reference's [model] width {model['width']!r}, "
+                                 "which subsample coupling needs; use coupling = 'independent' or a larger reference")
+    seeds = raw["seeds"]
+    batch = raw["batch"]
+    return {
+        "layers": layers,
+        "reference": reference,
+        "widths": widths,
+        "seeds": list(range(seeds)) if isinstance(seeds, int) else list(seeds),
+        "optimizer": raw["optimizer"],
+        "lr": raw["lr"] or flow["dt"],
+        "batch": batch if batch is not None else (DEFAULT_BATCH if raw["optimizer"] == "sgd" else None),
+        "coupling": coupling,
+        "n_train": raw["n_train"],
+        "budget": raw["budget"],
+        "budget_width": raw["budget_width"] or max(widths, key=_size),
+        "reference_check": raw["reference_check"],
+        "store_states": raw["store_states"],
+        "confidence": raw["confidence"],
+        "bootstrap": raw["bootstrap"],
+        "w2": raw["w2"],
+    }
+
+
+def _size(width):
+    """The m of the fit: the width, or min(m1, m2) for three layers."""
+    return int(width) if np.isscalar(width) else int(min(width))
+
+
+def _label(width):
+    return str(width) if np.isscalar(width) else "x".join(str(w) for w in width)
+
+
+# --------------------------------------------------------------------------- pieces
+
+def read_reference(path, network):
+    """(times (K,), states (K, P), status) from a run file's snapshots."""
+    with h5py.File(path, "r") as f:
+        group = f["snapshots"]
+        times = group["time"][()]
+        states = np.empty((len(times), network.layout.size), dtype=group[network.layout.fields[0].group]
+                          [network.layout.fields[0].name].dtype)
+        for field in network.layout.fields:
+            states[:, field.slice] = group[field.group][field.name][()].reshape(len(times), -1)
+        status = str(f.attrs["status"])
+    return times, states, status
+
+
+CLOSED_FORM_MESSAGE = ("[expectation] method = 'closed_form': the finite-width solver trains on sample sets; "
+                       "use method = 'samples' for a comparison")
+
+
+def check(config):
+    """Refuse, before any work, what a comparison cannot do (ValueError naming the key); the settings."""
+    opts = settings(config)
+    if config["expectation"]["method"] != "samples":
+        raise ValueError(CLOSED_FORM_MESSAGE)
+    return opts
+
+
+def _data(simulation):
+    est = simulation.expectation
+    if getattr(est, "method", None) != "samples":
+        raise ValueError(CLOSED_FORM_MESSAGE)
+    return est
+
+
+def make_trainer(simulation, network, optimizer, lr, batch, n_train, replicate_seed):
+    """A :class:`FiniteTrainer` with the run's flow settings and the requested optimizer."""
+    config = simulation.config
+    flow, problem, seed = config["flow"], config["problem"], config["seed"]
+    est = _data(simulation)
+    dtype = simulation.dtype
+
+    def sampler(rng, n):
+        X = inputs.draw(simulation.input_law, n, rng, "mc")
+        y = simulation.target(X) + problem["noise"] * rng.standard_normal(n)
+        return X.astype(dtype), y.astype(dtype)
+
+    if n_train:
+        X, y = sampler(replicate_stream(seed, replicate_seed, "train"), n_train)
+        data = (X, y, None)
+    else:
+        data = (est.X, est.y, est.weights)
+    if optimizer == "sgd" and not n_train:
+        data = None
+    return FiniteTrainer(
+        network, lr, optimizer=optimizer, data=data, batch=batch, sampler=sampler,
+        weight_decay=flow["weight_decay"], timescale=flow["timescale"], phases=flow["phases"],
+        projections=[make_projection(network, g, s) for g, s in flow["projections"].items()],
+        temperature=flow["temperature"], rng=replicate_stream(seed, replicate_seed, "batches"))
+
+
+class _Recorder(Tracker):
+    def __init__(self, wanted, cuts):
+        self.wanted = {float(t) for t in wanted}
+        self.times = sorted(self.wanted | {float(t) for t in cuts})
+        self.states = {}
+
+    def record(self, t, y):
+        if t in self.wanted:
+            self.states[t] = y.copy()
+
+
+def coarse_reference(simulation, times):
+    """The mean-field solver on the first N/4 reference particles (same integrator, cuts,
+    schedule and samples): states (K, P') at ``times`` and the coarse network."""
+    config = simulation.config
+    flow, seed = config["flow"], config["seed"]
+    ref = simulation.network
+    coarse = max(1, ref.widths[0] // COARSE_RATIO) if ref.layers == 2 else \
+        [max(1, w // COARSE_RATIO) for w in ref.widths]
+    network, state, _ = couple(ref, simulation.initial_state, coarse, "subsample", 0, 0, seed)
+    mf = Flow(network, simulation.expectation, flow["weight_decay"])
+    recorder = _Recorder(times, simulation.recording_times()[0])
+    outcome = simulation.make_controller(mf, [recorder]).run(state.astype(simulation.dtype), flow["time"])
+    states = np.full((len(times), network.layout.size), np.nan)
+    for k, t in enumerate(times):
+        if float(t) in recorder.states:
+            states[k] = recorder.states[float(t)]
+    return network, states, outcome
+
+
+def _outputs(finite, states, X):
+    """f at X for each state (K, P) -> (K, n); NaN rows stay NaN."""
+    out = np.full((len(states), len(X)), np.nan)
+    for k, s in enumerate(states):
+        if np.isfinite(s).all():
+            out[k] = finite.output(s, X)
+    return out
+
+
+# --------------------------------------------------------------------------- orchestration
+
+def run_comparison(config, path, force=False, progress=False):
+    """Run the reference and the width sweep; write /finite into ``path``; return a summary dict.
+
+    ``progress``: True/False, or None for ``[output] progress``.  Bad settings raise
+    ValueError before anything is written; an existing ``path`` without ``force`` raises
+    :class:`meanfield.storage.OutputExistsError`.  Warnings about the trustworthiness of
+    the fit are issued as :class:`ComparisonWarning` and listed in ``summary["warnings"]``.
+    If the reference run does not finish, the summary carries its status and message
+    and no /finite group is written.
+    """
+    opts = check(config)
+    if progress is None:
+        progress = config["output"]["progress"]
+    simulation = Simulation(config)
+    outcome, rows, path = simulation.run(path, force=force, progress=progress)
+    summary = {"path": os.fspath(path), "status": outcome.status, "message": outcome.message, "warnings": []}
+    if outcome.status != "finished":
+        return summary
+    ref_net = simulation.network
+    times, ref_states, _ = read_reference(path, ref_net)
+    est = simulation.expectation
+    Xe, ye, we = est.eval_X, est.eval_y, est.eval_weights
+    X, y, w = est.X, est.y, est.weights
+    f_ref = np.stack([ref_net.output(s, Xe) for s in ref_states])
+    ref_loss = comparison.half_square_loss(f_ref, ye, we)
+    ref_train_loss = comparison.half_square_loss(np.stack([ref_net.output(s, X) for s in ref_states]), y, w)
+
+    widths, seeds, layers = opts["widths"], opts["seeds"], opts["layers"]
+    W, S, K = len(widths), len(seeds), len(times)
+    results = {name: np.full((W, S, K), np.nan) for name in METRICS}
+    two_layer = layers == 2
+    w2_method = None
+    if two_layer:
+        w2_method = opts["w2"] if opts["w2"] != "auto" else comparison.w2_method(
+            ref_net.width, max(_size(m) for m in widths))
+        results["w2"] = np.full((W, S, K), np.nan)
+        ref_clouds = [comparison.particle_cloud(ref_net, s) for s in ref_states]
+        if w2_method == "sliced":
+            ref_clouds = [comparison.SlicedTarget(*cloud, seed=k) for k, cloud in enumerate(ref_clouds)]
+    runs, outputs = {}, {}
+
+    def train(width, index, replicate_seed, optimizer, lr, batch):
+        network, state0, info = couple(ref_net, simulation.initial_state, width, opts["coupling"], index,
+                                       replicate_seed, config["seed"], config["model"]["init"], simulation.dtype)
+        trainer = make_trainer(simulation, network, optimizer, lr, batch, opts["n_train"], replicate_seed)
+        run = trainer.run(state0, times)
+        run.extra.update(info)
+        return network, run
+
+    bar = _bar(W * S, progress)
+    for i, width in enumerate(widths):
+        for j, replicate_seed in enumerate(seeds):
+            network, run = train(width, j, replicate_seed, opts["optimizer"], opts["lr"], opts["batch"])
+            finite = FiniteNetwork(network)
+            f_m = _outputs(finite, run.states, Xe)
+            terms = comparison.decomposition(f_m, f_ref, ye, we)
+            for name in ("distance", "loss", "loss_gap", "cross_term", "half_distance_squared"):
+                results[name][i, j] = terms[name]
+            results["decomposition_residual"][i, j] = terms["residual"]
+            results["train_loss"][i, j] = comparison.half_square_loss(_outputs(finite, run.states, X), y, w)
+            if two_layer:
+                for k in range(K):
+                    if np.isfinite(run.states[k]).all():
+                        cloud = comparison.particle_cloud(network, run.states[k])
+                        results["w2"][i, j, k] = (ref_clouds[k].distance(*cloud) if w2_method == "sliced" else
+                                                  comparison.exact_wasserstein2(*cloud, *ref_clouds[k]))
+            runs[i, j] = (network, run)
+            outputs[i, j] = f_m
+            if run.status != "finished":
+                _warn(summary, f"finite run width {_label(width)} seed {replicate_seed}: {run.message}")
+            if bar:
+                bar.update(1)
+    if bar:
+        bar.close()
+
+    sizes = np.array([_size(m) for m in widths], dtype=float)
+    curves, fits = comparison.fit_exponent_over_time(sizes, results["distance"], opts["confidence"],
+                                                     opts["bootstrap"], seed=config["seed"])
+    final = fits[-1]
+    summary.update(alpha=final.alpha, alpha_low=final.alpha_low, alpha_high=final.alpha_high,
+                   time=float(times[-1]), confidence=opts["confidence"], fit_method=final.method,
+                   widths=widths, sizes=sizes.tolist(), w2_method=w2_method,
+                   distance_final={_label(m): float(np.sqrt(np.nanmean(results["distance"][i, :, -1] ** 2)))
+                                   for i, m in enumerate(widths)})
+
+    # ---------------------------------------------------------------- error budget
+    budget = None
+    if opts["budget"]:
+        bw = opts["budget_width"]
+        bi = next((i for i, m in enumerate(widths) if m == bw), None)
+        batch = opts["batch"] or DEFAULT_BATCH
+        curves_b = {name: np.full((S, K), np.nan) for name in ("width", "timestep", "sampling", "total")}
+        for j, replicate_seed in enumerate(seeds):
+            def f_of(optimizer, lr):
+                if bi is not None and optimizer == opts["optimizer"] and lr == opts["lr"] and (
+                        optimizer == "gd" or batch == opts["batch"]):
+                    return outputs[bi, j]
+                network, run = train(bw, j, replicate_seed, optimizer, lr, batch)
+                return _outputs(FiniteNetwork(network), run.states, Xe)
+
+            parts = comparison.error_budget(f_ref, f_of("gd", opts["lr"] / 2), f_of("gd", opts["lr"]),
+                                            f_of("sgd", opts["lr"]), we)
+            for name, curve in parts.items():
+                curves_b[name][j] = curve
+        budget = {"width": bw, "batch": batch, "curves": curves_b}
+        summary["budget_final"] = {name: float(np.sqrt(np.nanmean(c[:, -1] ** 2))) for name, c in curves_b.items()}
+
+    # ---------------------------------------------------------------- reference quality
+    quality = None
+    if opts["reference_check"]:
+        coarse_net, coarse_states, coarse_outcome = coarse_reference(simulation, times)
+        f_coarse = _outputs(FiniteNetwork(coarse_net), coarse_states, Xe)
+        distance = comparison.function_distance(f_coarse, f_ref, we)
+        error = comparison.reference_error_estimate(distance, COARSE_RATIO)
+        largest = int(np.argmax(sizes))
+        d_largest = float(np.sqrt(np.nanmean(results["distance"][largest, :, -1] ** 2)))
+        ratio = float(error[-1] / d_largest) if d_largest > 0 else float("inf")
+        quality = {"distance": distance, "error": error, "coarse_size": coarse_net.widths, "ratio": ratio,
+                   "status": coarse_outcome.status}
+        summary.update(reference_error=float(error[-1]), reference_error_ratio=ratio)
+    summary["trusted"] = _trust_checks(summary, opts, widths, quality)
+
+    _write(path, opts, times, widths, sizes, seeds, results, runs, f_ref, ref_loss, ref_train_loss, curves, final,
+           budget, quality, summary, w2_method)
+    if config["output"]["plot"]:
+        from .plotting import finite_figures
+
+        summary["plots"] = finite_figures(path, formats=("png",))
+    return summary
+
+
+def _bar(total, progress):
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="run", desc="finite", leave=False, dynamic_ncols=True, disable=None)
+
+
+def _warn(summary, message):
+    summary["warnings"].append(message)
+    warnings.warn(message, ComparisonWarning, stacklevel=3)
+
+
+def _trust_checks(summary, opts, widths, quality):
+    trusted = True
+    reference = opts["reference"]
+    largest = max(widths, key=_size)
+    sizes = [largest] if np.isscalar(largest) else list(largest)
+    if any(m > CLOSE_FRACTION * n for m, n in zip(sizes, reference)):
+        trusted = False
+        _warn(summary, f"the largest width {_label(largest)} is more than 1/{round(1 / CLOSE_FRACTION)} of the "
+                       f"reference's {_label(reference if len(reference) > 1 else reference[0])} particles: the "
+                       "reference's own error biases D(m) and the fitted exponent; use a larger [model] width")
+    if quality is not None and not quality["ratio"] <= ERROR_RATIO_LIMIT:
+        trusted = False
+        _warn(summary, f"the reference's estimated own error at the final time is {quality['ratio']:.3g} times D at "
+                       f"the largest width (limit {ERROR_RATIO_LIMIT}): the fit is not to be trusted; use a larger "
+                       "[model] width or smaller [finite] widths")
+    if opts["coupling"] == "subsample":
+        for m in widths:
+            sizes = [m] if np.isscalar(m) else list(m)
+            if any(len(opts["seeds"]) * s > n for s, n in zip(sizes, reference)):
+                _warn(summary, f"width {_label(m)}: {len(opts['seeds'])} seeds do not fit in disjoint blocks of the "
+                               "reference's particles; replicates share particles")
+                break
+    return trusted
+
+
+# --------------------------------------------------------------------------- storage
+
+def _write(path, opts, times, widths, sizes, seeds, results, runs, f_ref, ref_loss, ref_train_loss, curves, final,
+           budget, quality, summary, w2_method):
+    with h5py.File(path, "a") as f:
+        if "finite" in f:
+            del f["finite"]
+        g = f.create_group("finite")
+        g.attrs["status"] = "running"
+        for key in ("optimizer", "lr", "coupling"):
+            g.attrs[key] = opts[key]
+        g.attrs["batch"] = opts["batch"] if opts["batch"] is not None else -1
+        g.attrs["n_train"] = opts["n_train"] if opts["n_train"] is not None else -1
+        g.attrs["layers"] = opts["layers"]
+        g.attrs["reference_widths"] = np.asarray(opts["reference"])
+        g.attrs["confidence"] = opts["confidence"]
+        if w2_method:
+            g.attrs["w2_method"] = w2_method
+        g.create_dataset("time", data=times)
+        g.create_dataset("widths", data=np.asarray(widths, dtype=np.int64))
+        g.create_dataset("size", data=sizes)
+        g.create_dataset("seeds", data=np.asarray(seeds, dtype=np.int64))
+        ref = g.create_group("reference")
+        ref.create_dataset("loss", data=ref_loss)
+        ref.create_dataset("train_loss", data=ref_train_loss)
+        for name, values in results.items():
+            g.create_dataset(name, data=values)
+        runs_group = g.create_group("runs")
+        for (i, j), (network, run) in runs.items():
+            r = runs_group.create_group(f"{_label(widths[i])}/seed_{seeds[j]}")
+            r.attrs["status"] = run.status
+            r.attrs["message"] = run.message
+            r.attrs["steps"] = run.steps
+            r.attrs["disjoint"] = bool(run.extra.get("disjoint", True))
+            for key in ("layer1_indices", "layer2_indices"):
+                if key in run.extra:
+                    r.create_dataset(key, data=run.extra[key])
+            if opts["store_states"]:
+                for field in network.layout.fields:
+                    r.create_dataset(f"{field.group}/{field.name}",
+                                     data=run.states[:, field.slice].reshape((len(times),) + field.shape),
+                                     compression="gzip", compression_opts=1, shuffle=True)
+        s = g.create_group("summary")
+        for name, values in curves.items():
+            s.create_dataset(name, data=values)
+        s.create_dataset("time", data=times)
+        s.attrs["alpha"], s.attrs["alpha_low"], s.attrs["alpha_high"] = final.alpha, final.alpha_low, final.alpha_high
+        s.attrs["time"] = float(times[-1])
+        s.attrs["confidence"] = final.confidence
+        s.attrs["method"] = final.method
+        s.attrs["trusted"] = bool(summary["trusted"])
+        s.attrs["warnings"] = "\n".join(summary["warnings"])
+        if budget is not None:
+            b = g.create_group("budget")
+            b.attrs["width"] = np.asarray(budget["width"])
+            b.attrs["lr"] = opts["lr"]
+            b.attrs["batch"] = budget["batch"]
+            b.create_dataset("time", data=times)
+            for name, values in budget["curves"].items():
+                b.create_dataset(name, data=values)
+                b.create_dataset(f"{name}_rms", data=np.sqrt(np.nanmean(values ** 2, axis=0)))
+        if quality is not None:
+            q = g.create_group("reference_quality")
+            q.attrs["reference_size"] = np.asarray(opts["reference"])
+            q.attrs["coarse_size"] = np.asarray(quality["coarse_size"])
+            q.attrs["error"] = float(quality["error"][-1])
+            q.attrs["ratio"] = quality["ratio"]
+            q.attrs["trusted"] = bool(summary["trusted"])
+            q.attrs["status"] = quality["status"]
+            q.create_dataset("time", data=times)
+            q.create_dataset("distance", data=quality["distance"])
+            q.create_dataset("error", data=quality["error"])
+        g.attrs["status"] = "finished"
+
+
+# --------------------------------------------------------------------------- text
+
+def summary_lines(summary):
+    """Lines for a terminal: the exponent, the distances, the budget, the reference check, the plots."""
+    lines = [f"run file: {summary['path']}"]
+    if summary["status"] != "finished":
+        lines.append(f"reference run {summary['status']}: {summary['message']}; no comparison")
+        return lines
+    lines.append(f"alpha = {summary['alpha']:.4g}  [{summary['alpha_low']:.4g}, {summary['alpha_high']:.4g}]  "
+                 f"({summary['confidence']:.0%} interval, {summary['fit_method']}) at t = {summary['time']:.6g}; "
+                 "theory: 1/2")
+    lines.append("D(t) at the final time: " + "  ".join(f"m={label}: {d:.4g}"
+                                                        for label, d in summary["distance_final"].items()))
+    if "budget_final" in summary:
+        lines.append("error budget at the final time: " + "  ".join(f"{name} {value:.3g}"
+                                                                    for name, value in summary["budget_final"].items()))
+    if "reference_error" in summary:
+        lines.append(f"reference's own error (est., N vs N/{COARSE_RATIO}): {summary['reference_error']:.3g} = "
+                     f"{summary['reference_error_ratio']:.3g} x D at the largest width")
+    for name, plot in summary.get("plots", {}).items():
+        lines.append(f"{name} plot: {plot}")
+    return lines
