@@ -132,13 +132,11 @@ class SampleExpectation:
         Z = self._workspace(worker, "Z", (rows, net.width), dtype)[:len(Xc)]
         D = self._workspace(worker, "D", (rows, net.width), dtype)[:len(Xc)]
         a = P["readout"]["weight"]
+        v_bias = V["layer1"]["bias"] if net.bias else self._workspace(worker, "no bias", (net.width,), dtype)
         gemm_into(1.0, Xc, P["layer1"]["weight"].T, 0.0, Z)
-        e = readout_rows(Z, D, shared["bias"], shared["coef"], a, yc, wc, shared["code"])
-        r = (wc * e).astype(dtype)
-        gemm_into(-1.0, r[None, :], Z, 1.0, V["readout"]["weight"][None, :])
+        e = readout_rows(Z, D, shared["bias"], shared["coef"], a, yc, wc, V["readout"]["weight"], v_bias,
+                         shared["code"])
         gemm_into(-1.0, D.T, Xc, 1.0, V["layer1"]["weight"])
-        if net.bias:
-            V["layer1"]["bias"] -= D.sum(axis=0)
         return _half_mean_square(e, wc)
 
     def _three_layer_chunk(self, net, shared, V, worker, start, stop, rows):
@@ -151,18 +149,17 @@ class SampleExpectation:
         H = self._workspace(worker, "H", (rows, m2), dtype)[:k]
         G = self._workspace(worker, "G", (rows, m2), dtype)[:k]
         a = P["readout"]["weight"]
+        v_bias2 = V["layer2"]["bias"] if net.bias else self._workspace(worker, "no bias", (m2,), dtype)
         gemm_into(1.0, Xc, P["layer1"]["weight"].T, 0.0, Phi)
         activate(Phi, D1, shared["bias1"], shared["code"])
         gemm_into(1.0, Phi, shared["Wp"].T, 0.0, H)
-        e = readout_rows(H, G, shared["bias2"], shared["coef"], a, yc, wc, shared["code"])
-        r = (wc * e).astype(dtype)
-        gemm_into(-1.0, r[None, :], H, 1.0, V["readout"]["weight"][None, :])
+        e = readout_rows(H, G, shared["bias2"], shared["coef"], a, yc, wc, V["readout"]["weight"], v_bias2,
+                         shared["code"])
         gemm_into(-1.0, G.T, Phi, 1.0, V["layer2"]["weight"])
         gemm_into(1.0, G, shared["Wq"], 0.0, B)
         multiply(B, D1)
         gemm_into(-1.0, B.T, Xc, 1.0, V["layer1"]["weight"])
         if net.bias:
-            V["layer2"]["bias"] -= G.sum(axis=0)
             V["layer1"]["bias"] -= B.sum(axis=0)
         return _half_mean_square(e, wc)
 

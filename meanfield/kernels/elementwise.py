@@ -17,7 +17,7 @@ from ..jit import kernel
 
 
 @kernel
-def _readout_rows(Z, D, bias, coef, readout, y, sample_weight, code):
+def _readout_rows(Z, D, bias, coef, readout, y, sample_weight, v_readout, v_bias, code):
     literally(code)
     rows, cols = Z.shape
     residual = np.empty(rows, dtype=np.float64)
@@ -32,31 +32,38 @@ def _readout_rows(Z, D, bias, coef, readout, y, sample_weight, code):
         residual[k] = e
         r = sample_weight[k] * e
         for i in range(cols):
-            D[k, i] *= r * readout[i]
+            g = D[k, i] * (r * readout[i])
+            D[k, i] = g
+            v_readout[i] -= r * Z[k, i]
+            v_bias[i] -= g
     return residual
 
 
 @kernel
-def readout_rows(Z, D, bias, coef, readout, y, sample_weight, code):
+def readout_rows(Z, D, bias, coef, readout, y, sample_weight, v_readout, v_bias, code):
     """Last layer of particles on a chunk of samples, forward and backward fused.
 
     On entry Z[k, i] is the pre-activation of particle i at sample k without bias.
-    On exit, with s = sigma(Z + bias) and e_k = f_k - y_k, f_k = sum_i coef_i s_ki:
+    With s = sigma(Z + bias), e_k = f_k - y_k, f_k = sum_i coef_i s_ki and
+    r_k = omega_k e_k, on exit
 
         Z[k, i] = s_ki
-        D[k, i] = omega_k e_k readout_i sigma'(Z_ki + bias_i)
+        D[k, i] = r_k readout_i sigma'(Z_ki + bias_i)
+        v_readout[i] -= sum_k r_k s_ki           (the readout velocity)
+        v_bias[i]    -= sum_k D[k, i]            (the bias velocity)
 
-    and the residuals e are returned.  Each row's sum runs in a fixed order.
+    and the residuals e are returned.  Each row is finished while it is in cache; sums
+    run in a fixed order.
     """
     if code == RELU:
-        return _readout_rows(Z, D, bias, coef, readout, y, sample_weight, RELU)
+        return _readout_rows(Z, D, bias, coef, readout, y, sample_weight, v_readout, v_bias, RELU)
     elif code == TANH:
-        return _readout_rows(Z, D, bias, coef, readout, y, sample_weight, TANH)
+        return _readout_rows(Z, D, bias, coef, readout, y, sample_weight, v_readout, v_bias, TANH)
     elif code == ERF:
-        return _readout_rows(Z, D, bias, coef, readout, y, sample_weight, ERF)
+        return _readout_rows(Z, D, bias, coef, readout, y, sample_weight, v_readout, v_bias, ERF)
     elif code == SIGMOID:
-        return _readout_rows(Z, D, bias, coef, readout, y, sample_weight, SIGMOID)
-    return _readout_rows(Z, D, bias, coef, readout, y, sample_weight, SOFTPLUS)
+        return _readout_rows(Z, D, bias, coef, readout, y, sample_weight, v_readout, v_bias, SIGMOID)
+    return _readout_rows(Z, D, bias, coef, readout, y, sample_weight, v_readout, v_bias, SOFTPLUS)
 
 
 @kernel
