@@ -129,6 +129,12 @@ def validate(raw):
     config["problem"] = _problem(raw.get("problem"), config["model"])
     config["expectation"] = _expectation(raw.get("expectation"), config)
     config["flow"] = _flow(raw.get("flow"), config)
+    if config["expectation"]["method"] == "radial":
+        from .radial import check_config
+
+        why = check_config(config)
+        if why:
+            raise ConfigError(f"[expectation] method = 'radial' {why}")
     config["finite"] = _finite(raw.get("finite"), config["model"]["layers"])
     config["output"] = _output(raw.get("output"))
     return config
@@ -311,9 +317,12 @@ def _problem(raw, model):
     }
 
 
+RADIAL_KEYS = ("particles", "particle_rule", "nodes", "panels")
+
+
 def _expectation(raw, config):
-    raw = _table(raw, "expectation", ("method", "n", "sampler", "eval_n", "seed"))
-    method = _choice(raw, "expectation.method", ("samples", "closed_form"), "samples")
+    raw = _table(raw, "expectation", ("method", "n", "sampler", "eval_n", "seed") + RADIAL_KEYS)
+    method = _choice(raw, "expectation.method", ("samples", "closed_form", "radial"), "samples")
     n = _int(raw, "expectation.n", 4096, minimum=1)
     out = {
         "method": method,
@@ -328,7 +337,31 @@ def _expectation(raw, config):
                 _fail(f"expectation.{key}", out[key], "sobol sampling needs a power of two")
     if method == "closed_form":
         _check_closed_form(config)
+    if method == "radial":
+        out.update(_radial_options(raw, config["model"]["layers"]))
+    else:
+        given = sorted(set(raw) & set(RADIAL_KEYS))
+        if given:
+            raise ConfigError(f"[expectation] {given[0]} belongs to method = 'radial' (method is {method!r})")
     return out
+
+
+def _radial_options(raw, layers):
+    """Reduced-particle counts and quadrature settings of the radial method."""
+    default = 1024 if layers == 2 else [256, 256]
+    particles = raw.get("particles", default)
+    if layers == 2:
+        if isinstance(particles, bool) or not isinstance(particles, int) or particles < 1:
+            _fail("expectation.particles", particles, "two layers: the reduced particle count, an integer >= 1")
+    elif (not isinstance(particles, list) or len(particles) != 2
+          or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in particles)):
+        _fail("expectation.particles", particles, "three layers: [K, M2], integers >= 1")
+    return {
+        "particles": particles,
+        "particle_rule": _choice(raw, "expectation.particle_rule", ("sobol", "gauss"), "sobol"),
+        "nodes": _int(raw, "expectation.nodes", None, minimum=1),
+        "panels": _int(raw, "expectation.panels", 16, minimum=1),
+    }
 
 
 def _check_closed_form(config):

@@ -59,12 +59,12 @@ def loss_plot_path(run_path):
     return os.path.splitext(run_path)[0] + "-loss.png"
 
 
-def particle_figure(times, weights, readouts):
-    """Two-layer particles: ||w_i|| against a_i at each snapshot, coloured by time."""
+def particle_figure(times, norms, readouts):
+    """Two-layer particles: ||w_i|| (norms, (K, N)) against a_i at each snapshot, coloured by time."""
     fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
     colours = plt.cm.viridis(np.linspace(0, 1, len(times)))
-    for t, W, a, colour in zip(times, weights, readouts, colours):
-        ax.scatter(np.linalg.norm(W, axis=1), a, s=4, color=colour, alpha=0.6, linewidths=0)
+    for t, r, a, colour in zip(times, norms, readouts, colours):
+        ax.scatter(r, a, s=4, color=colour, alpha=0.6, linewidths=0)
     mappable = plt.cm.ScalarMappable(cmap="viridis", norm=plt.Normalize(times[0], times[-1]))
     fig.colorbar(mappable, ax=ax, label="flow time t")
     ax.set_xlabel("||w_i||")
@@ -154,6 +154,7 @@ def plot_run(path):
     """Every figure of the run file ``path``, as PNG and PDF next to it; returns the paths."""
     from .config import parse
     from .networks import build_network
+    from .radial import build_radial_network
     from .storage import RunFile
 
     stem = os.path.splitext(path)[0]
@@ -169,17 +170,24 @@ def plot_run(path):
         times = snapshots["time"][()]
         config = parse(run.config_text)
         model, d = config["model"], config["problem"]["d"]
+        reduced = config["expectation"]["method"] == "radial"     # particles (radius, bias, readout)
         if model["layers"] == 2:
-            written += save(particle_figure(times, snapshots["layer1/weight"][()], snapshots["readout/weight"][()]),
-                            stem + "-particles")
+            norms = np.abs(snapshots["layer1/radius"][()]) if reduced else \
+                np.linalg.norm(snapshots["layer1/weight"][()], axis=-1)
+            written += save(particle_figure(times, norms, snapshots["readout/weight"][()]), stem + "-particles")
         else:
-            network = build_network(3, d, model["width"], model["activation"], model["bias"],
-                                    {g: run.file[f"particle_weights/{g}"][()] for g in ("layer1", "layer2")})
+            weights = {g: run.file[f"particle_weights/{g}"][()] for g in ("layer1", "layer2")}
+            widths = [len(weights["layer1"]), len(weights["layer2"])]
+            build = build_radial_network if reduced else build_network
+            network = build(3, d, widths, model["activation"], model["bias"], weights)
             flat = np.concatenate([snapshots[f"{f.group}/{f.name}"][-1].ravel() for f in network.layout.fields])
             radii = np.linspace(0.0, _radius_range(config["problem"]["input"], d), 200)
-            direction = np.random.default_rng(0).standard_normal(d)
-            X = radii[:, None] * (direction / np.linalg.norm(direction))
-            features = network.hidden(network.layout.unpack(flat), X)[:, :8]
+            if reduced:
+                features = network.hidden(network.layout.unpack(flat), radii)[:, :8]
+            else:
+                direction = np.random.default_rng(0).standard_normal(d)
+                X = radii[:, None] * (direction / np.linalg.norm(direction))
+                features = network.hidden(network.layout.unpack(flat), X)[:, :8]
             written += save(feature_figure(radii, features, times[-1]), stem + "-features")
     if has_finite:
         stem_finite = os.path.splitext(path)[0] + "-finite-"

@@ -14,7 +14,7 @@ import threading
 
 import numpy as np
 
-from . import initialization, inputs, targets
+from . import initialization, inputs, radial, targets
 from .config import ConfigError
 from .config import parse as parse_config
 from .controller import Controller, MetricsRecorder, ProgressBar, Schedule, SnapshotRecorder, time_grid
@@ -91,12 +91,16 @@ class Simulation:
         if model["particle_weights"] == "random":
             widths = [model["width"]] if model["layers"] == 2 else model["width"]
             weights = {g: model_rng.dirichlet(np.ones(w)) for g, w in zip(("layer1", "layer2"), widths)}
-        self.network = build_network(model["layers"], problem["d"], model["width"], model["activation"],
-                                     model["bias"], weights)
-        self.initial_state = initialization.initialize(self.network, model["init"], model_rng, self.dtype)
         self.input_law = make_input_law(problem)
         self.target, self.target_arrays, self.target_attrs = make_target(problem, self.dtype, seed)
-        self.expectation = self._expectation()
+        if config["expectation"]["method"] == "radial":
+            # the symmetry-reduced solver: reduced particles (radius, bias, readout), exact expectations
+            self.network, self.initial_state, self.expectation = radial.from_config(config)
+        else:
+            self.network = build_network(model["layers"], problem["d"], model["width"], model["activation"],
+                                         model["bias"], weights)
+            self.initial_state = initialization.initialize(self.network, model["init"], model_rng, self.dtype)
+            self.expectation = self._expectation()
         self.flow = Flow(self.network, self.expectation, flow["weight_decay"])
         self.projections = [make_projection(self.network, g, s) for g, s in flow["projections"].items()]
 

@@ -4,7 +4,8 @@ import h5py
 import numpy as np
 import pytest
 
-from meanfield.config import parse
+from meanfield.cli import main
+from meanfield.config import ConfigError, parse
 from meanfield.simulation import Simulation, random_stream
 
 BASE = """\
@@ -246,3 +247,52 @@ def test_every_integrator_runs_and_lowers_the_loss(tmp_path, integrator):
     loss = result["metrics"]["loss"]
     assert np.all(np.isfinite(loss))
     assert loss[-1] < loss[0]
+
+
+RADIAL = """
+[problem]
+d = 6
+input = {{ law = "radial", radius = {{ law = "uniform", rmin = 0.0, rmax = 2.0 }} }}
+target = {{ kind = "relu_ball" }}
+[model]
+layers = {layers}
+[expectation]
+method = "radial"
+particles = {particles}
+[flow]
+time = 0.5
+dt = 0.05
+[output]
+progress = false
+plot = false
+snapshots = {{ count = 3 }}
+"""
+
+
+@pytest.mark.parametrize("layers,particles", [(2, "64"), (3, "[32, 16]")])
+def test_radial_method_runs_the_reduced_solver(tmp_path, layers, particles):
+    config = parse(RADIAL.format(layers=layers, particles=particles))
+    simulation = Simulation(config)
+    assert simulation.network.widths == ((64,) if layers == 2 else (32, 16))
+    outcome, rows, path = simulation.run(tmp_path / "radial.h5")
+    assert outcome.status == "finished" and rows[-1]["loss"] < rows[0]["loss"]
+    with h5py.File(path, "r") as f:
+        assert f["snapshots/layer1/radius"].shape == (3, simulation.network.widths[0])
+        assert "layer1/weight" not in f["snapshots"]
+    assert main(["plot", str(path)]) == 0
+
+
+@pytest.mark.parametrize("change,words", [
+    ('target = {{ kind = "relu_ball" }}', 'target = {{ kind = "single_index" }}'),
+    ("[flow]", "[flow]\ntemperature = 0.1"),
+    ("particles = {particles}", "particles = [4, 4]"),
+])
+def test_radial_method_refuses_what_it_cannot_reduce(change, words):
+    text = RADIAL.replace(change, words).format(layers=2, particles=64)
+    with pytest.raises(ConfigError, match="radial|particles"):
+        parse(text)
+
+
+def test_radial_keys_belong_to_the_radial_method():
+    with pytest.raises(ConfigError, match="particles belongs to method = 'radial'"):
+        parse("[expectation]\nparticles = 64")
