@@ -13,6 +13,8 @@ where v = -(1/m) d(data risk)/dtheta comes from the expectation estimator.  Alon
 flow dR/dt = -sum_k (m_k / kappa_k) (d theta_k/dt)^2  (groups with kappa > 0).
 """
 
+import functools
+
 import numpy as np
 
 GROUPS = ("layer1", "layer2", "readout")
@@ -25,8 +27,12 @@ class Flow:
         self.network = network
         self.expectation = expectation
         self.weight_decay = float(weight_decay)
-        self.mass = network.mass()
         self.evaluations = 0
+
+    @functools.cached_property
+    def mass(self):
+        """Per-coordinate particle weights m_k (built on first use: as large as the state)."""
+        return self.network.mass()
 
     def timescale_vector(self, timescale):
         """Per-coordinate kappa from ``{group: kappa}`` (missing groups: 1)."""

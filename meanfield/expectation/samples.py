@@ -1,10 +1,10 @@
 """Expectations over a fixed weighted sample set: E_x[g] = sum_k omega_k g(x_k).
 
 The velocity of every particle is computed chunk by chunk over samples, so memory is
-O((N + n) d + chunk * N): for each chunk of rows the pre-activations come from one BLAS
-product, a fused compiled kernel evaluates the activations, the network output, the
-residual e_k = f(x_k) - y_k and the backward factors in one sweep over the rows, and
-BLAS products accumulate the velocities in place.
+O((N + n) d + chunk N) (chunks of at least MIN_CHUNK_ROWS rows): for each chunk of rows
+the pre-activations come from one BLAS product, a fused compiled kernel evaluates the
+activations, the network output, the residual e_k = f(x_k) - y_k and the backward
+factors in one sweep over the rows, and BLAS products accumulate the velocities in place.
 
 Two-layer velocities (v = -(1/p_i) dR/dtheta_i, data term only):
 
@@ -27,6 +27,7 @@ from ..jit import num_threads, parallel_map, single_threaded_blas
 from ..kernels.elementwise import activate, multiply, readout_rows
 
 DEFAULT_CHUNK_BYTES = 2 ** 24
+MIN_CHUNK_ROWS = 16
 
 
 class SampleExpectation:
@@ -98,7 +99,11 @@ class SampleExpectation:
         return float(sum(losses))
 
     def _rows_per_chunk(self, columns):
-        return int(max(1, min(len(self.X), self.chunk_bytes // (columns * self.X.itemsize))))
+        """Rows per chunk: the memory budget, but never fewer than MIN_CHUNK_ROWS (a chunk of
+        a few rows turns the velocity product into rank-few updates of the whole (N, d)
+        velocity, several times slower)."""
+        rows = max(MIN_CHUNK_ROWS, self.chunk_bytes // (columns * self.X.itemsize))
+        return int(min(len(self.X), rows))
 
     def _workspace(self, worker, name, shape, dtype):
         """A buffer owned by one worker, kept between calls."""
