@@ -34,13 +34,14 @@ budget_width (the largest width), reference_check (true), store_states (true),
 confidence (0.9), bootstrap (2000), w2 (auto|exact|sliced).
 """
 
+import copy
 import os
 import warnings
 
 import h5py
 import numpy as np
 
-from . import comparison, inputs
+from . import comparison, inputs, radial
 from .controller import Tracker
 from .finite import FiniteNetwork, FiniteTrainer, couple, replicate_stream
 from .flow import Flow
@@ -97,6 +98,8 @@ def settings(config):
         "confidence": raw["confidence"],
         "bootstrap": raw["bootstrap"],
         "w2": raw["w2"],
+        "reference_solver": raw["reference"],
+        "reference_particles": raw["reference_particles"],
     }
 
 
@@ -133,7 +136,20 @@ def check(config):
     opts = settings(config)
     if config["expectation"]["method"] != "samples":
         raise ValueError(CLOSED_FORM_MESSAGE)
+    if opts["reference_solver"] == "radial":
+        why = radial.check_config(radial_reference_config(config))
+        if why:
+            raise ValueError(f"[finite] reference = 'radial' {why}")
     return opts
+
+
+def radial_reference_config(config):
+    """The config of the symmetry-reduced reference: the same problem, model and flow with
+    ``[expectation] method = "radial"`` and ``[finite] reference_particles`` reduced particles."""
+    reference = copy.deepcopy(config)
+    reference["expectation"].update(method="radial", particles=config["finite"]["reference_particles"],
+                                    particle_rule="sobol", nodes=None, panels=16)
+    return reference
 
 
 def _data(simulation):
@@ -223,12 +239,15 @@ def run_comparison(config, path, force=False, progress=False):
     opts = check(config)
     if progress is None:
         progress = config["output"]["progress"]
-    simulation = Simulation(config)
-    outcome, rows, path = simulation.run(path, force=force, progress=progress)
-    summary = {"path": os.fspath(path), "status": outcome.status, "message": outcome.message, "warnings": []}
+    simulation = Simulation(config)                # the finite networks' data and evaluation sets
+    radial_reference = opts["reference_solver"] == "radial"
+    reference = Simulation(radial_reference_config(config)) if radial_reference else simulation
+    outcome, rows, path = reference.run(path, force=force, progress=progress)
+    summary = {"path": os.fspath(path), "status": outcome.status, "message": outcome.message, "warnings": [],
+               "reference_solver": opts["reference_solver"]}
     if outcome.status != "finished":
         return summary
-    ref_net = simulation.network
+    ref_net = reference.network
     times, ref_states, _ = read_reference(path, ref_net)
     est = simulation.expectation
     Xe, ye, we = est.eval_X, est.eval_y, est.eval_weights
@@ -240,7 +259,7 @@ def run_comparison(config, path, force=False, progress=False):
     widths, seeds, layers = opts["widths"], opts["seeds"], opts["layers"]
     W, S, K = len(widths), len(seeds), len(times)
     results = {name: np.full((W, S, K), np.nan) for name in METRICS}
-    two_layer = layers == 2
+    two_layer = layers == 2 and not radial_reference     # W2 between clouds of neurons
     w2_method = None
     if two_layer:
         w2_method = opts["w2"] if opts["w2"] != "auto" else comparison.w2_method(
@@ -319,7 +338,17 @@ def run_comparison(config, path, force=False, progress=False):
 
     # ---------------------------------------------------------------- reference quality
     quality = None
-    if opts["reference_check"]:
+    if opts["reference_check"] and radial_reference:
+        refinement = radial.refinement_error(reference.config, factor=2)
+        error = np.full(K, np.nan)
+        error[-1] = refinement["rms"]
+        largest = int(np.argmax(sizes))
+        d_largest = float(np.sqrt(np.nanmean(results["distance"][largest, :, -1] ** 2)))
+        ratio = float(error[-1] / d_largest) if d_largest > 0 else float("inf")
+        quality = {"distance": np.full(K, np.nan), "error": error, "coarse_size": refinement["refined_particles"],
+                   "ratio": ratio, "status": "finished"}
+        summary.update(reference_error=float(error[-1]), reference_error_ratio=ratio)
+    elif opts["reference_check"]:
         coarse_net, coarse_states, coarse_outcome = coarse_reference(simulation, times)
         f_coarse = _outputs(FiniteNetwork(coarse_net), coarse_states, Xe)
         distance = comparison.function_distance(f_coarse, f_ref, we)
@@ -359,7 +388,7 @@ def _trust_checks(summary, opts, widths, quality):
     reference = opts["reference"]
     largest = max(widths, key=_size)
     sizes = [largest] if np.isscalar(largest) else list(largest)
-    if any(m > CLOSE_FRACTION * n for m, n in zip(sizes, reference)):
+    if opts["reference_solver"] == "particles" and any(m > CLOSE_FRACTION * n for m, n in zip(sizes, reference)):
         trusted = False
         _warn(summary, f"the largest width {_label(largest)} is more than 1/{round(1 / CLOSE_FRACTION)} of the "
                        f"reference's {_label(reference if len(reference) > 1 else reference[0])} particles: the "
@@ -395,6 +424,7 @@ def _write(path, opts, times, widths, sizes, seeds, results, runs, f_ref, ref_lo
         g.attrs["layers"] = opts["layers"]
         g.attrs["reference_widths"] = np.asarray(opts["reference"])
         g.attrs["confidence"] = opts["confidence"]
+        g.attrs["reference_solver"] = opts["reference_solver"]
         if w2_method:
             g.attrs["w2_method"] = w2_method
         g.create_dataset("time", data=times)
@@ -471,7 +501,9 @@ def summary_lines(summary):
         lines.append("error budget at the final time: " + "  ".join(f"{name} {value:.3g}"
                                                                     for name, value in summary["budget_final"].items()))
     if "reference_error" in summary:
-        lines.append(f"reference's own error (est., N vs N/{COARSE_RATIO}): {summary['reference_error']:.3g} = "
+        how = "reduced particles K vs 2K" if summary.get("reference_solver") == "radial" else \
+            f"est., N vs N/{COARSE_RATIO}"
+        lines.append(f"reference's own error ({how}): {summary['reference_error']:.3g} = "
                      f"{summary['reference_error_ratio']:.3g} x D at the largest width")
     for name, plot in summary.get("plots", {}).items():
         lines.append(f"{name} plot: {plot}")

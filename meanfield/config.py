@@ -443,7 +443,7 @@ def _flow(raw, config):
 
 def _finite(raw, layers):
     keys = ("widths", "seeds", "optimizer", "lr", "batch", "coupling", "n_train", "budget", "budget_width",
-            "reference_check", "store_states", "confidence", "bootstrap", "w2")
+            "reference_check", "store_states", "confidence", "bootstrap", "w2", "reference", "reference_particles")
     raw = _table(raw, "finite", keys)
     widths = raw.get("widths", [])
     if not isinstance(widths, list):
@@ -455,7 +455,8 @@ def _finite(raw, layers):
         "optimizer": _choice(raw, "finite.optimizer", ("gd", "sgd"), "gd"),
         "lr": _float(raw, "finite.lr", None, positive=True),
         "batch": _int(raw, "finite.batch", None, minimum=1),
-        "coupling": _choice(raw, "finite.coupling", ("subsample", "independent"), "subsample"),
+        "reference": _choice(raw, "finite.reference", ("particles", "radial"), "particles"),
+        "reference_particles": None,
         "n_train": _int(raw, "finite.n_train", None, minimum=1),
         "budget": _bool(raw, "finite.budget", True),
         "budget_width": None,
@@ -465,6 +466,15 @@ def _finite(raw, layers):
         "bootstrap": _int(raw, "finite.bootstrap", 2000, minimum=100),
         "w2": _choice(raw, "finite.w2", ("auto", "exact", "sliced"), "auto"),
     }
+    if finite["reference"] == "radial":
+        # the reduced solver's particles are not neurons: finite networks are drawn independently
+        finite["coupling"] = _choice(raw, "finite.coupling", ("independent",), "independent")
+        finite["reference_particles"] = _radial_options({"particles": raw["reference_particles"]}
+                                                        if "reference_particles" in raw else {}, layers)["particles"]
+    else:
+        finite["coupling"] = _choice(raw, "finite.coupling", ("subsample", "independent"), "subsample")
+        if "reference_particles" in raw:
+            raise ConfigError("[finite] reference_particles belongs to reference = 'radial'")
     if finite["confidence"] >= 1:
         _fail("finite.confidence", finite["confidence"], "must be a number in (0, 1)")
     if "budget_width" in raw:

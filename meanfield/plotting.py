@@ -170,7 +170,7 @@ def plot_run(path):
         times = snapshots["time"][()]
         config = parse(run.config_text)
         model, d = config["model"], config["problem"]["d"]
-        reduced = config["expectation"]["method"] == "radial"     # particles (radius, bias, readout)
+        reduced = "layer1/radius" in snapshots          # the radial solver: particles (radius, bias, readout)
         if model["layers"] == 2:
             norms = np.abs(snapshots["layer1/radius"][()]) if reduced else \
                 np.linalg.norm(snapshots["layer1/weight"][()], axis=-1)

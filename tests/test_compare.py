@@ -273,3 +273,52 @@ def test_compare_command_line(tmp_path, capsys):
     bad.write_text(TINY.format(finite="widths = [128]", layers=2, width=64, seed=1, plot="false"))
     assert main(["compare", str(bad)]) == 2
     assert "exceeds" in capsys.readouterr().err
+
+
+RADIAL_COMPARE = """
+seed = 2
+[problem]
+d = 5
+input = {{ law = "radial", radius = {{ law = "uniform", rmin = 0.0, rmax = 2.0 }} }}
+target = {{ kind = "relu_ball" }}
+[model]
+width = 64
+[expectation]
+n = 4096
+eval_n = 1024
+[flow]
+time = 0.5
+integrator = "euler"
+dt = 0.05
+[finite]
+reference = "radial"
+reference_particles = 128
+{finite}
+[output]
+snapshots = {{ count = 3 }}
+progress = false
+plot = false
+"""
+
+
+def test_the_radial_solver_as_reference(tmp_path):
+    config = parse(RADIAL_COMPARE.format(finite="widths = [8, 32, 128]\nseeds = 3\nbudget = false"))
+    summary = run_comparison(config, tmp_path / "radial.h5")
+    f = read_finite(tmp_path / "radial.h5")
+    assert f["@"]["reference_solver"] == "radial" and f["@"]["coupling"] == "independent"
+    assert "w2" not in f and f["distance"].shape == (3, 3, 3)
+    rms = np.sqrt(np.mean(f["distance"][:, :, -1] ** 2, axis=1))
+    assert rms[0] > rms[1] > rms[2]                      # wider networks come closer to the limit
+    assert 0 < summary["reference_error"] < 0.3 * rms[-1]
+    with h5py.File(tmp_path / "radial.h5", "r") as run:
+        assert run["snapshots/layer1/radius"].shape == (3, 128)
+
+
+def test_a_radial_reference_refuses_what_it_cannot_do():
+    with pytest.raises(ValueError, match="coupling"):
+        parse(RADIAL_COMPARE.format(finite='coupling = "subsample"'))
+    single_index = RADIAL_COMPARE.replace('target = {{ kind = "relu_ball" }}', 'target = {{ kind = "single_index" }}')
+    with pytest.raises(ValueError, match="reference = 'radial'.*radial target"):
+        check(parse(single_index.format(finite="")))
+    with pytest.raises(ValueError, match="reference_particles belongs"):
+        parse(TINY.format(finite="reference_particles = 8", layers=2, width=16, seed=0, plot="false"))
