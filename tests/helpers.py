@@ -1,7 +1,5 @@
 """Small flows shared by the integrator, flow and controller tests."""
 
-import numpy as np
-
 from meanfield.expectation.samples import SampleExpectation
 from meanfield.flow import Flow
 from tests.expectation.test_samples import random_problem
