@@ -43,16 +43,17 @@ class Network:
 
     layers: int
 
-    def _field_weights(self):
-        """{(group, name): weight array broadcastable to the field's shape}."""
-        raise NotImplementedError
-
     def mass(self):
-        """Per-coordinate particle weight, laid out like the flat parameter vector."""
+        """Per-coordinate particle weight, laid out like the flat parameter vector: the
+        group's particle weight of each row (p or q), and p_i q_j for layer2/weight."""
         out = np.empty(self.layout.size)
-        weights = self._field_weights()
+        weights = self.particle_weights
         for f in self.layout.fields:
-            out[f.slice] = np.broadcast_to(weights[f.group, f.name], f.shape).ravel()
+            if (f.group, f.name) == ("layer2", "weight"):
+                mass = np.outer(self.q, self.p)
+            else:
+                mass = weights[f.group].reshape((-1,) + (1,) * (len(f.shape) - 1))
+            out[f.slice] = np.broadcast_to(mass, f.shape).ravel()
         return out
 
     def output(self, flat, X):
@@ -85,11 +86,7 @@ class TwoLayerNetwork(Network):
         activations.code(activation)
         self.d, self.width, self.activation, self.bias = int(d), int(width), activation, bool(bias)
         self.p = checked_weights((particle_weights or {}).get("layer1"), self.width, "layer1")
-        entries = [("layer1", "weight", (self.width, self.d))]
-        if self.bias:
-            entries.append(("layer1", "bias", (self.width,)))
-        entries.append(("readout", "weight", (self.width,)))
-        self.layout = Layout(entries)
+        self.layout = two_layer_layout(("weight", (self.width, self.d)), self.width, self.bias)
 
     @property
     def widths(self):
@@ -99,10 +96,6 @@ class TwoLayerNetwork(Network):
     def particle_weights(self):
         """The weights stored under /particle_weights/<group>."""
         return {"layer1": self.p, "readout": self.p}
-
-    def _field_weights(self):
-        p = self.p
-        return {("layer1", "weight"): p[:, None], ("layer1", "bias"): p, ("readout", "weight"): p}
 
     def _output(self, params, X):
         coef = self.p * params["readout"]["weight"]
@@ -122,14 +115,7 @@ class ThreeLayerNetwork(Network):
         particle_weights = particle_weights or {}
         self.p = checked_weights(particle_weights.get("layer1"), m1, "layer1")
         self.q = checked_weights(particle_weights.get("layer2"), m2, "layer2")
-        entries = [("layer1", "weight", (m1, self.d))]
-        if self.bias:
-            entries.append(("layer1", "bias", (m1,)))
-        entries.append(("layer2", "weight", (m2, m1)))
-        if self.bias:
-            entries.append(("layer2", "bias", (m2,)))
-        entries.append(("readout", "weight", (m2,)))
-        self.layout = Layout(entries)
+        self.layout = three_layer_layout(("weight", (m1, self.d)), m1, m2, self.bias)
 
     @property
     def widths(self):
@@ -139,16 +125,6 @@ class ThreeLayerNetwork(Network):
     def particle_weights(self):
         """The weights stored under /particle_weights/<group>: p for layer1, q otherwise."""
         return {"layer1": self.p, "layer2": self.q, "readout": self.q}
-
-    def _field_weights(self):
-        p, q = self.p, self.q
-        return {
-            ("layer1", "weight"): p[:, None],
-            ("layer1", "bias"): p,
-            ("layer2", "weight"): np.outer(q, p),
-            ("layer2", "bias"): q,
-            ("readout", "weight"): q,
-        }
 
     def first_layer_features(self, params, X):
         """phi_ki = sigma(<u_i, x_k> + c_i)."""
@@ -164,6 +140,27 @@ class ThreeLayerNetwork(Network):
     def _output(self, params, X):
         coef = self.q * params["readout"]["weight"]
         return activations.value(self.activation, self.hidden(params, X)) @ coef
+
+
+def two_layer_layout(first, width, bias):
+    """Fields of a two-layer particle system; ``first`` = (name, shape) of layer1's main field."""
+    entries = [("layer1", *first)]
+    if bias:
+        entries.append(("layer1", "bias", (width,)))
+    entries.append(("readout", "weight", (width,)))
+    return Layout(entries)
+
+
+def three_layer_layout(first, m1, m2, bias):
+    """Fields of a three-layer particle system; ``first`` = (name, shape) of layer1's main field."""
+    entries = [("layer1", *first)]
+    if bias:
+        entries.append(("layer1", "bias", (m1,)))
+    entries.append(("layer2", "weight", (m2, m1)))
+    if bias:
+        entries.append(("layer2", "bias", (m2,)))
+    entries.append(("readout", "weight", (m2,)))
+    return Layout(entries)
 
 
 def build_network(layers, d, width, activation="relu", bias=True, particle_weights=None):

@@ -111,8 +111,8 @@ from numba import literally
 from . import activations, initialization
 from .activations import ERF, RELU, SIGMOID, SOFTPLUS, TANH, evaluate
 from .jit import kernel, num_threads, parallel_map, single_threaded_blas
-from .layout import Layout
-from .networks import Network, TwoLayerNetwork, ThreeLayerNetwork, checked_weights
+from .networks import Network, TwoLayerNetwork, ThreeLayerNetwork, checked_weights, three_layer_layout, \
+    two_layer_layout
 
 HALF_PI = 0.5 * math.pi
 
@@ -805,11 +805,7 @@ class RadialTwoLayerNetwork(RadialNetwork):
         if self.width < 1:
             raise ValueError(f"width must be >= 1, got {width}")
         self.p = checked_weights((particle_weights or {}).get("layer1"), self.width, "layer1")
-        entries = [("layer1", "radius", (self.width,))]
-        if self.bias:
-            entries.append(("layer1", "bias", (self.width,)))
-        entries.append(("readout", "weight", (self.width,)))
-        self.layout = Layout(entries)
+        self.layout = two_layer_layout(("radius", (self.width,)), self.width, self.bias)
 
     @property
     def widths(self):
@@ -818,10 +814,6 @@ class RadialTwoLayerNetwork(RadialNetwork):
     @property
     def particle_weights(self):
         return {"layer1": self.p, "readout": self.p}
-
-    def _field_weights(self):
-        p = self.p
-        return {("layer1", "radius"): p, ("layer1", "bias"): p, ("readout", "weight"): p}
 
     def _profile(self, params, rho):
         r, b = self.first_layer(params)
@@ -848,14 +840,7 @@ class RadialThreeLayerNetwork(RadialNetwork):
         particle_weights = particle_weights or {}
         self.p = checked_weights(particle_weights.get("layer1"), k, "layer1")
         self.q = checked_weights(particle_weights.get("layer2"), m2, "layer2")
-        entries = [("layer1", "radius", (k,))]
-        if self.bias:
-            entries.append(("layer1", "bias", (k,)))
-        entries.append(("layer2", "weight", (m2, k)))
-        if self.bias:
-            entries.append(("layer2", "bias", (m2,)))
-        entries.append(("readout", "weight", (m2,)))
-        self.layout = Layout(entries)
+        self.layout = three_layer_layout(("radius", (k,)), k, m2, self.bias)
 
     @property
     def widths(self):
@@ -864,11 +849,6 @@ class RadialThreeLayerNetwork(RadialNetwork):
     @property
     def particle_weights(self):
         return {"layer1": self.p, "layer2": self.q, "readout": self.q}
-
-    def _field_weights(self):
-        p, q = self.p, self.q
-        return {("layer1", "radius"): p, ("layer1", "bias"): p, ("layer2", "weight"): np.outer(q, p),
-                ("layer2", "bias"): q, ("readout", "weight"): q}
 
     def second_layer(self, params):
         """(p-scaled W^T (K, M2), b_j (M2,)): h = Phi @ WpT + b."""
