@@ -99,6 +99,7 @@ discretized by its M2 particles (a Sobol or Gauss rule of the initial law of
 (w_j, b_j, a_j), W_jk = w_j).
 """
 
+import copy
 import functools
 import math
 import warnings
@@ -1377,10 +1378,7 @@ def refinement_error(config, factor=4, seeds=(0, 1), points=201):
     particle counts, the rms and max differences and the rms of f.  Costs about
     factor^2 times the run itself (the work is O(K^2) for relu).
     """
-    from .controller import Controller, Schedule
-    from .flow import Flow
-    from .integrators import make_integrator
-    from .projections import make_projection
+    from .simulation import Simulation
 
     why = check_config(config)
     if why:
@@ -1399,15 +1397,12 @@ def refinement_error(config, factor=4, seeds=(0, 1), points=201):
     grid = np.linspace(lo, hi, points) if hi > lo else np.array([lo])
 
     def final_profile(particles, seed):
-        network, flat = build_reduced(model["layers"], problem["d"], model["init"], particles, model["activation"],
-                                      model["bias"], spec["particle_rule"], seed)
-        expectation = RadialExpectation.from_problem(problem, nodes=spec["nodes"], panels=spec["panels"])
-        flow = Flow(network, expectation, flow_spec["weight_decay"])
-        projections = [make_projection(network, g, p) for g, p in flow_spec["projections"].items()]
-        integrator = make_integrator(flow_spec["integrator"], flow_spec["dt"], flow_spec["rtol"], flow_spec["atol"])
-        outcome = Controller(flow, integrator, Schedule(flow, flow_spec["timescale"], flow_spec["phases"]),
-                             projections).run(flat, flow_spec["time"])
-        return network, network.profile(outcome.state, grid)
+        variant = copy.deepcopy(config)
+        variant["expectation"] = {**variant["expectation"], **spec, "method": "radial", "particles": particles,
+                                  "seed": seed}
+        simulation = Simulation(variant)
+        outcome = simulation.make_controller(simulation.flow, []).run(simulation.initial_state, flow_spec["time"])
+        return simulation.network, simulation.network.profile(outcome.state, grid)
 
     network, f = final_profile(base, seeds[0])
     fine_network, f_fine = final_profile(finer, seeds[0])
