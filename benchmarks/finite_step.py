@@ -21,8 +21,8 @@ LR = 0.01
 
 def _ours(rng, d, m, batch, dtype, batches):
     from meanfield.finite import FiniteTrainer
-    from meanfield.initialization import initialize
-    from meanfield.networks import build_network
+    from meanfield.model.initialization import initialize
+    from meanfield.model.networks import build_network
 
     network = build_network(2, d, m, "relu", True)
     state = initialize(network, {}, rng, dtype)

@@ -16,8 +16,8 @@ import time
 
 
 from meanfield import radial
-from meanfield.flow import Flow
-from meanfield.integrators import make_integrator
+from meanfield.flow.field import Flow
+from meanfield.flow.integrators import make_integrator
 
 INPUT = {"law": "radial", "radius": {"law": "uniform", "rmin": 0.0, "rmax": 2.0}}
 TARGET = {"kind": "relu_ball", "radius": 1.0}

@@ -32,11 +32,11 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from meanfield.expectation.samples import SampleExpectation
-from meanfield.flow import Flow
-from meanfield.initialization import initialize
+from meanfield.flow.estimators.samples import SampleExpectation
+from meanfield.flow.field import Flow
+from meanfield.model.initialization import initialize
 from meanfield.jit import num_threads
-from meanfield.networks import build_network
+from meanfield.model.networks import build_network
 
 HERE = Path(__file__).resolve().parent
 GB = 1e9                  # memory is reported in GB = 10^9 bytes

@@ -45,7 +45,7 @@ def sweep_parallel(quick):
     except ImportError:
         return {"name": "sweep_parallel", "value": None, "unit": "x", "baseline": None, "ratio": None,
                 "note": "dask.distributed is not installed (pip install '.[dask]')"}
-    from meanfield.sweep import run_sweep
+    from meanfield.studies.sweep import run_sweep
 
     # runs of a few seconds whose working set stays in cache: two such processes on two cores
     # share no memory bandwidth, so the speed-up measures the sweep machinery, not the RAM

@@ -96,9 +96,9 @@ def _new_output(config, args):
 
 
 def _run(args):
-    from . import config as configuration
-    from .plotting import loss_plot, loss_plot_path
-    from .simulation import Simulation
+    from meanfield import config as configuration
+    from meanfield.plotting import loss_plot, loss_plot_path
+    from meanfield.simulation import Simulation
 
     if args.threads is not None:
         if args.threads < 1:
@@ -133,14 +133,14 @@ def _run(args):
 
 
 def _stored_config(path):
-    from .storage import RunFile
+    from meanfield.storage import RunFile
 
     with RunFile(path) as run:
         return run.config_text
 
 
 def _info(args):
-    from .storage import RunFile
+    from meanfield.storage import RunFile
 
     with RunFile(args.run_file) as run:
         for line in run.summary_lines():
@@ -149,7 +149,7 @@ def _info(args):
 
 
 def _plot(args):
-    from .plotting import plot_run
+    from meanfield.plotting import plot_run
 
     for path in plot_run(args.run_file):
         print(path)
@@ -157,8 +157,8 @@ def _plot(args):
 
 
 def _compare(args):
-    from . import config as configuration
-    from .compare import ComparisonWarning, check, run_comparison, summary_lines
+    from meanfield import config as configuration
+    from meanfield.studies.finite_width import ComparisonWarning, check, run_comparison, summary_lines
 
     config = configuration.load(args.config)
     try:
@@ -179,7 +179,7 @@ def _compare(args):
 
 
 def _sweep(args):
-    from .sweep import METRICS, run_sweep
+    from meanfield.studies.sweep import METRICS, run_sweep
 
     if args.workers is not None and args.workers < 1:
         raise BadInput(f"--workers {args.workers}: must be >= 1")
@@ -194,7 +194,7 @@ def _sweep(args):
 
 
 def _env(args):
-    from .environment import report
+    from meanfield.environment import report
 
     for line in report():
         print(line)
@@ -204,9 +204,9 @@ def _env(args):
 def main(argv=None):
     args = _parser().parse_args(argv)
     debug = getattr(args, "debug", False)
-    from .config import ConfigError
-    from .simulation import RunStorageError
-    from .storage import OutputExistsError, RunFileError
+    from meanfield.config import ConfigError
+    from meanfield.simulation import RunStorageError
+    from meanfield.storage import OutputExistsError, RunFileError
 
     try:
         return args.handler(args)

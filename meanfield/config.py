@@ -11,8 +11,10 @@ import math
 import tomllib
 from importlib import resources
 
-from . import activations, initialization, inputs, integrators, projections, targets
-from .flow import GROUPS
+from meanfield.model import activations, initialization, projections
+from meanfield.problem import inputs, targets
+from meanfield.flow import integrators
+from meanfield.flow.field import GROUPS
 
 
 class ConfigError(ValueError):
@@ -130,7 +132,7 @@ def validate(raw):
     config["expectation"] = _expectation(raw.get("expectation"), config)
     config["flow"] = _flow(raw.get("flow"), config)
     if config["expectation"]["method"] == "radial":
-        from .radial import check_config
+        from meanfield.radial import check_config
 
         why = check_config(config)
         if why:
@@ -286,7 +288,7 @@ def _target(raw, d, model):
 
 def _teacher_params(target, d):
     """Check explicitly given teacher parameters against the teacher's layout."""
-    from .networks import build_network
+    from meanfield.model.networks import build_network
 
     network = build_network(target["layers"], d, target["width"], target["activation"], target["bias"])
     params = target["params"]

@@ -13,8 +13,8 @@ def report():
     import scipy
     from threadpoolctl import threadpool_info
 
-    from . import __version__
-    from .jit import num_threads
+    from meanfield import __version__
+    from meanfield.jit import num_threads
 
     lines = [
         f"meanfield: {__version__}",

@@ -14,17 +14,19 @@ import threading
 
 import numpy as np
 
-from . import initialization, inputs, radial, targets
-from .config import ConfigError
-from .config import parse as parse_config
-from .controller import Controller, MetricsRecorder, ProgressBar, Schedule, SnapshotRecorder, time_grid
-from .expectation.closed_form import ClosedFormExpectation
-from .expectation.samples import SampleExpectation
-from .flow import Flow
-from .integrators import make_integrator
-from .networks import build_network
-from .projections import make_projection
-from .storage import RunFile, RunFileError, RunWriter
+from meanfield.model import initialization
+from meanfield.problem import inputs, targets
+from meanfield import radial
+from meanfield.config import ConfigError
+from meanfield.config import parse as parse_config
+from meanfield.flow.controller import Controller, MetricsRecorder, ProgressBar, Schedule, SnapshotRecorder, time_grid
+from meanfield.flow.estimators.closed_form import ClosedFormExpectation
+from meanfield.flow.estimators.samples import SampleExpectation
+from meanfield.flow.field import Flow
+from meanfield.flow.integrators import make_integrator
+from meanfield.model.networks import build_network
+from meanfield.model.projections import make_projection
+from meanfield.storage import RunFile, RunFileError, RunWriter
 
 STREAMS = ("model", "target", "train", "eval", "langevin")
 

@@ -1,7 +1,7 @@
 """Small flows shared by the integrator, flow and controller tests."""
 
-from meanfield.expectation.samples import SampleExpectation
-from meanfield.flow import Flow
+from meanfield.flow.estimators.samples import SampleExpectation
+from meanfield.flow.field import Flow
 from tests.expectation.test_samples import random_problem
 
 

@@ -6,7 +6,7 @@ fusion): the kernels are tested against these, and both against finite differenc
 
 import numpy as np
 
-from meanfield import activations
+from meanfield.model import activations
 
 
 def data_risk(network, flat, X, y, weights):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import scipy.special
 
-from meanfield import activations
+from meanfield.model import activations
 from meanfield.jit import kernel
 
 

@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from meanfield.compare import ComparisonWarning, check, run_comparison, settings, summary_lines
+from meanfield.studies.finite_width import ComparisonWarning, check, run_comparison, settings, summary_lines
 from meanfield.config import parse
 from meanfield.storage import OutputExistsError
 
@@ -157,7 +157,7 @@ def test_plots_are_written_and_the_summary_reads(two_layer):
     assert f"alpha = {summary['alpha']:.4g}" in text and "m=64" in text and "alpha plot" in text
 
 
-@pytest.mark.filterwarnings("ignore::meanfield.compare.ComparisonWarning")
+@pytest.mark.filterwarnings("ignore::meanfield.studies.finite_width.ComparisonWarning")
 def test_three_layer_sgd_with_a_training_set(tmp_path):
     config = tiny('widths = [[4, 4], [8, 8]]\nseeds = 3\noptimizer = "sgd"\nbatch = 16\nn_train = 64',
                   layers=3, width=[32, 32], plot="false")
@@ -174,7 +174,7 @@ def test_three_layer_sgd_with_a_training_set(tmp_path):
     assert not os.path.exists(tmp_path / "three-finite-alpha.png")
 
 
-@pytest.mark.filterwarnings("ignore::meanfield.compare.ComparisonWarning")
+@pytest.mark.filterwarnings("ignore::meanfield.studies.finite_width.ComparisonWarning")
 def test_same_config_gives_identical_numbers(tmp_path):
     text = 'widths = [4, 8]\nseeds = 2\noptimizer = "sgd"\nbatch = 8'
     a = run_comparison(tiny(text, width=32, plot="false"), tmp_path / "a.h5")

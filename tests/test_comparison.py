@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from meanfield import comparison
-from meanfield.networks import build_network
+from meanfield.analysis import comparison
+from meanfield.model.networks import build_network
 
 
 def test_decomposition_is_exact_and_its_terms_are_right():

@@ -3,7 +3,8 @@ whose one-line message names the key and the allowed values; defaults are filled
 
 import pytest
 
-from meanfield import activations, integrators
+from meanfield.model import activations
+from meanfield.flow import integrators
 from meanfield.config import ConfigError, default_text, load, parse
 
 

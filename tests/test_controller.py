@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from meanfield.controller import Controller, MetricsRecorder, Schedule, time_grid
-from meanfield.flow import Flow
-from meanfield.integrators import FixedStep
-from meanfield.networks import build_network
-from meanfield.projections import make_projection
+from meanfield.flow.controller import Controller, MetricsRecorder, Schedule, time_grid
+from meanfield.flow.field import Flow
+from meanfield.flow.integrators import FixedStep
+from meanfield.model.networks import build_network
+from meanfield.model.projections import make_projection
 from tests.helpers import ZeroData, small_flow
 
 

@@ -4,11 +4,11 @@ import h5py
 import numpy as np
 import pytest
 
-from meanfield import activations
+from meanfield.model import activations
 from meanfield.config import parse
 from meanfield.finite import FiniteNetwork, FiniteTrainer, block_indices, couple, step_count
-from meanfield.initialization import initialize
-from meanfield.networks import build_network
+from meanfield.model.initialization import initialize
+from meanfield.model.networks import build_network
 from meanfield.simulation import Simulation
 from tests import reference
 from tests.expectation.test_samples import random_problem
@@ -33,7 +33,7 @@ def test_gradient_matches_finite_differences(layers, activation, bias):
 
 @pytest.mark.parametrize("layers,activation,bias", [(2, "erf", True), (3, "softplus", True), (3, "relu", False)])
 def test_forward_agrees_with_the_network_module(layers, activation, bias):
-    """Two independent forward implementations (this solver's and meanfield.networks')."""
+    """Two independent forward implementations (this solver's and meanfield.model.networks')."""
     net, flat, X, _, _ = random_problem(layers, activation, bias, seed=3)
     np.testing.assert_allclose(FiniteNetwork(net).output(flat, X), net.output(flat, X), rtol=1e-12, atol=1e-12)
 
@@ -136,7 +136,7 @@ def test_width_n_gd_agrees_with_the_euler_mean_field_run(tmp_path, layers, activ
     network, state0, _ = couple(net, simulation.initial_state, width, "subsample", 0, 0, config["seed"])
     np.testing.assert_array_equal(state0, simulation.initial_state)
     np.testing.assert_allclose(network.mass(), net.mass(), rtol=1e-14)   # renormalised weights: equal up to rounding
-    from meanfield.projections import make_projection
+    from meanfield.model.projections import make_projection
 
     est = simulation.expectation
     flow = config["flow"]

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from meanfield import activations
-from meanfield.controller import Schedule
-from meanfield.integrators import DormandPrince, FixedStep
+from meanfield.model import activations
+from meanfield.flow.controller import Schedule
+from meanfield.flow.integrators import DormandPrince, FixedStep
 from tests import reference
 from tests.helpers import small_flow
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from meanfield import inputs
+from meanfield.problem import inputs
 
 
 @pytest.mark.parametrize("sampler", ("mc", "sobol"))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from meanfield.integrators import DormandPrince, FixedStep, fixed_step_count, make_integrator
+from meanfield.flow.integrators import DormandPrince, FixedStep, fixed_step_count, make_integrator
 from tests.helpers import small_flow
 
 T = 1.0

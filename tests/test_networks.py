@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from meanfield import activations
-from meanfield.initialization import initialize, sample
-from meanfield.networks import build_network
+from meanfield.model import activations
+from meanfield.model.initialization import initialize, sample
+from meanfield.model.networks import build_network
 
 
 def test_two_layer_output_formula():

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from meanfield.networks import build_network
-from meanfield.projections import make_projection
+from meanfield.model.networks import build_network
+from meanfield.model.projections import make_projection
 
 
 def test_row_mean_keeps_the_p_weighted_mean_and_makes_rows_constant():

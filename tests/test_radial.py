@@ -11,13 +11,15 @@ import pytest
 import scipy.integrate
 import scipy.special
 
-from meanfield import activations, initialization, inputs, radial
-from meanfield.controller import Controller, MetricsRecorder, Schedule
-from meanfield.expectation.samples import SampleExpectation
-from meanfield.flow import Flow
-from meanfield.integrators import DormandPrince, FixedStep, make_integrator
-from meanfield.networks import build_network
-from meanfield.projections import make_projection
+from meanfield.model import activations, initialization
+from meanfield.problem import inputs
+from meanfield import radial
+from meanfield.flow.controller import Controller, MetricsRecorder, Schedule
+from meanfield.flow.estimators.samples import SampleExpectation
+from meanfield.flow.field import Flow
+from meanfield.flow.integrators import DormandPrince, FixedStep, make_integrator
+from meanfield.model.networks import build_network
+from meanfield.model.projections import make_projection
 from tests import reference
 
 UNIFORM = {"law": "radial", "radius": {"law": "uniform", "rmin": 0.0, "rmax": 2.0}}

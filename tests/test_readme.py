@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from meanfield import config as configuration
-from meanfield.sweep import load_sweep
+from meanfield.studies.sweep import load_sweep
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 TOML_BLOCKS = re.findall(r"```toml\n(.*?)```", README, re.S)

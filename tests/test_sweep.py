@@ -9,7 +9,7 @@ import pytest
 from meanfield import config as configuration
 from meanfield.cli import main
 from meanfield.storage import RunFile
-from meanfield.sweep import dumps, load_sweep, run_sweep
+from meanfield.studies.sweep import dumps, load_sweep, run_sweep
 
 BASE = """
 [problem]

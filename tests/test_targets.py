@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from meanfield import targets
-from meanfield.networks import build_network
+from meanfield.problem import targets
+from meanfield.model.networks import build_network
 
 
 def test_relu_ball_is_relu_of_one_minus_the_norm():

@@ -12,8 +12,8 @@ inner loop (a 5x difference for relu).
 import numpy as np
 from numba import literally
 
-from ..activations import ERF, RELU, SIGMOID, SOFTPLUS, TANH, evaluate
-from ..jit import kernel
+from meanfield.model.activations import ERF, RELU, SIGMOID, SOFTPLUS, TANH, evaluate
+from meanfield.jit import kernel
 
 
 @kernel

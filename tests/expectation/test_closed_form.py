@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from meanfield import activations
-from meanfield.expectation.closed_form import ClosedFormExpectation
-from meanfield.expectation.samples import SampleExpectation
-from meanfield.networks import build_network
+from meanfield.model import activations
+from meanfield.flow.estimators.closed_form import ClosedFormExpectation
+from meanfield.flow.estimators.samples import SampleExpectation
+from meanfield.model.networks import build_network
 from tests import reference
 
 

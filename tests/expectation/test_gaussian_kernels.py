@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import scipy.special
 
-from meanfield.expectation.gaussian_kernels import (
+from meanfield.flow.estimators.gaussian_kernels import (
     ACTIVATIONS,
     expected_output,
     expected_products,

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from meanfield import activations
-from meanfield.expectation.samples import SampleExpectation
-from meanfield.initialization import initialize
-from meanfield.networks import build_network
+from meanfield.model import activations
+from meanfield.flow.estimators.samples import SampleExpectation
+from meanfield.model.initialization import initialize
+from meanfield.model.networks import build_network
 from tests import reference
 
 SMOOTH = ("tanh", "erf", "sigmoid", "softplus")

@@ -152,10 +152,10 @@ def finite_figures(path, formats=FORMATS):
 
 def plot_run(path):
     """Every figure of the run file ``path``, as PNG and PDF next to it; returns the paths."""
-    from .config import parse
-    from .networks import build_network
-    from .radial import build_radial_network
-    from .storage import RunFile
+    from meanfield.config import parse
+    from meanfield.model.networks import build_network
+    from meanfield.radial import build_radial_network
+    from meanfield.storage import RunFile
 
     stem = os.path.splitext(path)[0]
     written = []

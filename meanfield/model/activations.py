@@ -17,7 +17,7 @@ import math
 import numpy as np
 import scipy.special
 
-from .jit import kernel
+from meanfield.jit import kernel
 
 NAMES = ("relu", "tanh", "erf", "sigmoid", "softplus")
 RELU, TANH, ERF, SIGMOID, SOFTPLUS = range(len(NAMES))

@@ -22,8 +22,8 @@ uses the compiled kernels of :mod:`meanfield.kernels`.
 
 import numpy as np
 
-from . import activations
-from .layout import Layout
+from meanfield.model import activations
+from meanfield.model.layout import Layout
 
 OUTPUT_CHUNK_ELEMENTS = 2 ** 22
 

@@ -26,8 +26,8 @@ import tomllib
 import h5py
 import numpy as np
 
-from .config import ConfigError, parse
-from .storage import RunFile, RunFileError
+from meanfield.config import ConfigError, parse
+from meanfield.storage import RunFile, RunFileError
 
 SWEEP_KEYS = ("base", "output", "threads_per_run", "grid")
 METRICS = ("time", "loss", "test_loss", "relative_loss")
@@ -134,7 +134,7 @@ def execute_run(run, threads):
     Executed inside Dask workers as well: everything it needs travels in ``run``.
     """
     os.environ["MEANFIELD_NUM_THREADS"] = str(threads)
-    from .simulation import Simulation
+    from meanfield.simulation import Simulation
 
     path = run["path"]
     os.makedirs(os.path.dirname(path), exist_ok=True)

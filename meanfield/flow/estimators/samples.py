@@ -21,10 +21,10 @@ Three-layer (phi_i = sigma(<u_i, x> + c_i), g_j = e a_j sigma'(h_j)):
 
 import numpy as np
 
-from .. import activations
-from ..kernels.blas import gemm_into
-from ..jit import num_threads, parallel_map, single_threaded_blas
-from ..kernels.elementwise import activate, multiply, readout_rows
+from meanfield.model import activations
+from meanfield.kernels.blas import gemm_into
+from meanfield.jit import num_threads, parallel_map, single_threaded_blas
+from meanfield.kernels.elementwise import activate, multiply, readout_rows
 
 DEFAULT_CHUNK_BYTES = 2 ** 24
 MIN_CHUNK_ROWS = 16

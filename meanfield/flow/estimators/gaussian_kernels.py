@@ -82,7 +82,7 @@ import math
 
 import numpy as np
 
-from ..jit import kernel, prange
+from meanfield.jit import kernel, prange
 
 ACTIVATIONS = ("relu", "erf")
 

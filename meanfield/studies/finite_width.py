@@ -3,7 +3,7 @@
 ``run_comparison(config, path)`` runs the mean-field reference once (an ordinary run
 file), reads its snapshots back, trains the finite networks of ``[finite] widths`` for
 every replicate seed with :mod:`meanfield.finite`, measures them against the reference
-with :mod:`meanfield.comparison` at every snapshot time on the evaluation set, and
+with :mod:`meanfield.analysis.comparison` at every snapshot time on the evaluation set, and
 writes everything under ``/finite`` of the same run file:
 
     /finite                      attrs: status, optimizer, lr, batch, coupling, n_train, layers,
@@ -41,12 +41,14 @@ import warnings
 import h5py
 import numpy as np
 
-from . import comparison, inputs, radial
-from .controller import Tracker
-from .finite import FiniteNetwork, FiniteTrainer, couple, replicate_stream
-from .flow import Flow
-from .projections import make_projection
-from .simulation import Simulation
+from meanfield.analysis import comparison
+from meanfield.problem import inputs
+from meanfield import radial
+from meanfield.flow.controller import Tracker
+from meanfield.finite import FiniteNetwork, FiniteTrainer, couple, replicate_stream
+from meanfield.flow.field import Flow
+from meanfield.model.projections import make_projection
+from meanfield.simulation import Simulation
 
 DEFAULT_BATCH = 64
 COARSE_RATIO = 4               # the reference's own error: N against N / COARSE_RATIO
@@ -364,7 +366,7 @@ def run_comparison(config, path, force=False, progress=False):
     _write(path, opts, times, widths, sizes, seeds, results, runs, f_ref, ref_loss, ref_train_loss, curves, final,
            budget, quality, summary, w2_method)
     if config["output"]["plot"]:
-        from .plotting import finite_figures
+        from meanfield.plotting import finite_figures
 
         summary["plots"] = finite_figures(path, formats=("png",))
     return summary

@@ -19,7 +19,7 @@ where t = <u, xhat> has the density c_d (1 - t^2)^((d-3)/2) on [-1, 1],
 c_d = Gamma(d/2) / (sqrt(pi) Gamma((d-1)/2)) (d >= 2; for d = 1, t = +-1 with
 probability 1/2 each).  (v_r = <v_w, u> since <x, u> = rho t.)  These are exactly
 v = -(1/p_k) dR/dtheta_k of the reduced risk R = 1/2 E_rho[e^2] (+ penalty), so reduced
-networks run under :class:`meanfield.flow.Flow`, the integrators, the controller and the
+networks run under :class:`meanfield.flow.field.Flow`, the integrators, the controller and the
 projections unchanged; weight decay is the same (p ||w||^2 = p r^2), and so are the
 ``ball`` projection (||(w, b)|| = ||(r, b)||) and ``row_mean``.  Not reduced: Langevin
 noise (on w = r u it adds the Bessel drift (d-1) T / r to r).  Each reduced particle
@@ -109,11 +109,17 @@ import scipy.linalg
 import scipy.special
 from numba import literally
 
-from . import activations, initialization
-from .activations import ERF, RELU, SIGMOID, SOFTPLUS, TANH, evaluate
-from .jit import kernel, num_threads, parallel_map, single_threaded_blas
-from .networks import Network, TwoLayerNetwork, ThreeLayerNetwork, checked_weights, three_layer_layout, \
-    two_layer_layout
+from meanfield.model import activations, initialization
+from meanfield.model.activations import ERF, RELU, SIGMOID, SOFTPLUS, TANH, evaluate
+from meanfield.jit import kernel, num_threads, parallel_map, single_threaded_blas
+from meanfield.model.networks import (
+    Network,
+    TwoLayerNetwork,
+    ThreeLayerNetwork,
+    checked_weights,
+    three_layer_layout,
+    two_layer_layout,
+)
 
 HALF_PI = 0.5 * math.pi
 
@@ -679,10 +685,10 @@ def radius_law(spec, d):
     """The radius law of a rotation-invariant input law.
 
     ``spec``: a :class:`RadiusLaw`, a config table ``{law = gaussian | sphere | ball | radial, ...}``
-    (as ``[problem] input``), or a :class:`meanfield.inputs.GaussianInputs` /
+    (as ``[problem] input``), or a :class:`meanfield.problem.inputs.GaussianInputs` /
     ``SphereInputs`` object.  Anything else is refused.
     """
-    from . import inputs
+    from meanfield.problem import inputs
 
     if isinstance(spec, RadiusLaw):
         return spec
@@ -735,7 +741,7 @@ def radial_target(spec):
 
     single_index and teacher targets are not rotation invariant and are refused.
     """
-    from . import targets
+    from meanfield.problem import targets
 
     if isinstance(spec, RadialProfile):
         return spec
@@ -1090,7 +1096,7 @@ class RadialExpectation:
 
     @staticmethod
     def _three_layer_block(network, shared, rho, w, y, sink):
-        from .kernels.elementwise import activate
+        from meanfield.kernels.elementwise import activate
 
         r, c, a, coef, WpT, b2, Wq, trule = shared
         Phi, Phis, Phib = network.features(rho, r, c, derivatives=True, rule=trule)
@@ -1263,7 +1269,7 @@ def build_reduced(layers, d, init=None, particles=None, activation="relu", bias=
     """A reduced network and its initial particles from the full model's initial laws.
 
     ``init`` is an ``[model] init`` table (laws per group or parameter, defaults of
-    :mod:`meanfield.initialization`); each reduced coordinate's law comes from
+    :mod:`meanfield.model.initialization`); each reduced coordinate's law comes from
     :func:`reduced_marginal`, and the reduced particles are the points and weights of
     :func:`product_rule` (``rule`` sobol (default) or gauss, ``seed`` for the scrambling).
     For relu the features are not smooth in the bias (a kink at |b| = |r| rho for every
@@ -1378,7 +1384,7 @@ def refinement_error(config, factor=4, seeds=(0, 1), points=201):
     particle counts, the rms and max differences and the rms of f.  Costs about
     factor^2 times the run itself (the work is O(K^2) for relu).
     """
-    from .simulation import Simulation
+    from meanfield.simulation import Simulation
 
     why = check_config(config)
     if why:

@@ -17,7 +17,11 @@ at cost O(N^2 d) per evaluation with no sampling noise.
 
 import numpy as np
 
-from .gaussian_kernels import expected_output, expected_products, expected_products_and_weighted_gradient
+from meanfield.flow.estimators.gaussian_kernels import (
+    expected_output,
+    expected_products,
+    expected_products_and_weighted_gradient,
+)
 
 
 class ClosedFormExpectation:

@@ -15,7 +15,7 @@ Every target may be multiplied by ``amplitude``.  Radial targets set ``radial = 
 
 import numpy as np
 
-from . import activations
+from meanfield.model import activations
 
 PROFILES = ("relu_ball", "gaussian", "cosine", "norm")
 LINKS = activations.NAMES + ("linear", "hermite2", "hermite3")

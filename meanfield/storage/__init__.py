@@ -28,7 +28,7 @@ import os
 import h5py
 import numpy as np
 
-from . import __version__
+from meanfield import __version__
 
 FORMAT = "meanfield-run"
 FORMAT_VERSION = 1

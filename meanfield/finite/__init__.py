@@ -1,7 +1,7 @@
 """The finite-width solver: ordinary networks trained by discrete gradient steps.
 
 A network of width m (two layers) or [m1, m2] (three layers), in the conventions of
-the README (particle weights p, q; ``meanfield.networks`` supplies the parameter layout,
+the README (particle weights p, q; ``meanfield.model.networks`` supplies the parameter layout,
 the masses and the initial laws), is trained by
 
     theta <- theta - h * kappa * ( (1/m_k) dR/dtheta_k + lambda theta_k )
@@ -41,9 +41,9 @@ import numpy as np
 import scipy.special
 from numba import literally
 
-from . import initialization
-from .jit import kernel
-from .networks import build_network
+from meanfield.model import initialization
+from meanfield.jit import kernel
+from meanfield.model.networks import build_network
 
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 GROUPS = ("layer1", "layer2", "readout")
@@ -197,7 +197,7 @@ CHUNK_ELEMENTS = 2 ** 22       # rows x width of one block of the gradient's wor
 
 
 class FiniteNetwork:
-    """Forward and backward passes of a :mod:`meanfield.networks` network.
+    """Forward and backward passes of a :mod:`meanfield.model.networks` network.
 
     ``output`` is plain numpy; ``scaled_gradient`` uses BLAS products and this module's own
     compiled sweeps.  It writes g_k = (1/m_k) dR_data/dtheta_k (m_k the coordinate's
@@ -529,7 +529,7 @@ def _renormalised(weights, idx):
 def couple(reference, reference_initial, width, coupling, index, replicate_seed, seed, init=None, dtype=None):
     """(network, initial state, info) of a finite network of ``width`` coupled to the reference.
 
-    ``reference`` is the mean-field network (``meanfield.networks``) and
+    ``reference`` is the mean-field network (``meanfield.model.networks``) and
     ``reference_initial`` its initial particles.  "subsample": the neurons are m of the
     reference's initial particles (:func:`block_indices`, replicate number ``index``),
     with the reference's particle weights renormalised (uniform stays exactly 1/m);
