@@ -1,16 +1,28 @@
 import numpy as np
 import pytest
 import scipy.special
+from numba import literal_unroll, literally
 
-from meanfield.model import activations
 from meanfield.jit import kernel
+from meanfield.kernels.elementwise import activate, check_code
+from meanfield.model import activations
+from meanfield.model.activations import CODES
+
+
+@kernel
+def _evaluate_code(code, z, values, derivatives):
+    literally(code)
+    for k in range(z.size):
+        values[k], derivatives[k] = activations.evaluate(code, z[k])
 
 
 @kernel
 def _evaluate_all(code, z):
+    check_code(code)
     values, derivatives = np.empty_like(z), np.empty_like(z)
-    for k in range(z.size):
-        values[k], derivatives[k] = activations.evaluate(code, z[k])
+    for c in literal_unroll(CODES):
+        if c == code:
+            _evaluate_code(c, z, values, derivatives)
     return values, derivatives
 
 
@@ -42,3 +54,32 @@ def test_erf_is_scipy_erf_and_softplus_does_not_overflow():
 def test_unknown_activation_names_the_allowed_ones():
     with pytest.raises(ValueError, match="allowed: relu, tanh, erf, sigmoid, softplus"):
         activations.code("gelu")
+
+
+def test_the_table_is_the_one_list_of_activations():
+    assert activations.NAMES == tuple(entry.name for entry in activations.TABLE)
+    assert activations.CODES == tuple(range(len(activations.TABLE)))
+    assert [activations.code(name) for name in activations.NAMES] == list(activations.CODES)
+
+
+@pytest.mark.parametrize("name", activations.NAMES)
+def test_every_kernel_entry_point_dispatches_every_activation(name):
+    """A kernel that dispatches through the table computes each activation, not a neighbour's."""
+    Z = np.random.default_rng(2).standard_normal((3, 7))
+    S, D = Z.copy(), np.empty_like(Z)
+    activate(S, D, np.zeros(7), activations.code(name))
+    np.testing.assert_allclose(S, activations.value(name, Z), rtol=1e-14, atol=1e-300)
+    np.testing.assert_allclose(D, activations.derivative(name, Z), rtol=1e-13, atol=1e-15)
+
+
+def test_an_unknown_code_is_refused_by_the_kernels():
+    with pytest.raises(ValueError, match="unknown activation code"):
+        activate(np.zeros((1, 1)), np.zeros((1, 1)), np.zeros(1), len(activations.TABLE))
+
+
+def test_numpy_functions_write_into_a_given_buffer():
+    z = np.linspace(-2, 2, 9)
+    for entry in activations.TABLE:
+        out = np.empty_like(z)
+        assert entry.value(z, out=out) is out and entry.derivative(z, out=np.empty_like(z)).shape == z.shape
+        np.testing.assert_array_equal(out, entry.value(z))

@@ -7,10 +7,11 @@ the masses and the initial laws), is trained by
     theta <- theta - h * kappa * ( (1/m_k) dR/dtheta_k + lambda theta_k )
 
 with learning rate eta in flow-time units: after s steps of size eta the network has
-run for time t = eta * s.  The gradient comes from this module's own numpy forward and
-backward passes (BLAS products, no compiled kernels, nothing shared with the
-mean-field solver's expectation estimators or flow), so agreement between the two code
-paths is evidence, not tautology.
+run for time t = eta * s.  The gradient comes from this module's own forward and
+backward passes (BLAS products and its own compiled sweeps over the rows); it shares
+only the activation table (:mod:`meanfield.model.activations`) with the mean-field
+solver, none of its kernels, expectation estimators or flow, so agreement between the
+two code paths is evidence, not tautology.
 
 Optimizers (:class:`FiniteTrainer`):
 
@@ -38,84 +39,26 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.special
-from numba import literally
+from numba import literal_unroll, literally
 
-from meanfield.model import initialization
 from meanfield.jit import kernel
+from meanfield.kernels.elementwise import check_code
+from meanfield.model import activations, initialization
+from meanfield.model.activations import CODES
 from meanfield.model.networks import build_network
 
-_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 GROUPS = ("layer1", "layer2", "readout")
 STREAMS = ("init", "subset", "batches", "train", "langevin")
-ACTIVATIONS = ("relu", "tanh", "erf", "sigmoid", "softplus")
 
 
 # --------------------------------------------------------------------------- activations
 
 def activate(name, Z, S, D):
-    """S = sigma(Z), D = sigma'(Z), written into the given buffers (own table, plain numpy)."""
-    if name == "relu":
-        np.maximum(Z, 0, out=S)
-        np.greater(Z, 0, out=D, casting="unsafe")
-    elif name == "tanh":
-        np.tanh(Z, out=S)
-        np.multiply(S, S, out=D)
-        np.subtract(1, D, out=D)
-    elif name == "erf":
-        scipy.special.erf(Z, out=S)
-        np.multiply(Z, Z, out=D)
-        np.negative(D, out=D)
-        np.exp(D, out=D)
-        D *= _TWO_OVER_SQRT_PI
-    elif name == "sigmoid":
-        scipy.special.expit(Z, out=S)
-        np.subtract(1, S, out=D)
-        D *= S
-    elif name == "softplus":
-        np.logaddexp(0, Z, out=S)
-        scipy.special.expit(Z, out=D)
-    else:
-        raise ValueError(f"unknown activation {name!r}; allowed: relu, tanh, erf, sigmoid, softplus")
+    """S = sigma(Z), D = sigma'(Z), written into the given buffers (numpy, from the activation table)."""
+    entry = activations.get(name)
+    entry.value(Z, out=S)
+    entry.derivative(Z, out=D)
     return S, D
-
-
-def activation_value(name, Z):
-    S, D = np.empty_like(Z), np.empty_like(Z)
-    return activate(name, Z, S, D)[0]
-
-
-def activation_code(name):
-    try:
-        return ACTIVATIONS.index(name)
-    except ValueError:
-        raise ValueError(f"unknown activation {name!r}; allowed: {', '.join(ACTIVATIONS)}") from None
-
-
-@kernel(inline=True)
-def _logistic(z):
-    if z >= 0.0:
-        return 1.0 / (1.0 + math.exp(-z))
-    e = math.exp(z)
-    return e / (1.0 + e)
-
-
-@kernel(inline=True)
-def _sigma(code, z):
-    """(sigma(z), sigma'(z)) for code = index in ACTIVATIONS."""
-    if code == 0:
-        if z > 0.0:
-            return z, 1.0
-        return 0.0, 0.0
-    elif code == 1:
-        t = math.tanh(z)
-        return t, 1.0 - t * t
-    elif code == 2:
-        return math.erf(z), _TWO_OVER_SQRT_PI * math.exp(-z * z)
-    elif code == 3:
-        s = _logistic(z)
-        return s, s * (1.0 - s)
-    return max(z, 0.0) + math.log1p(math.exp(-abs(z))), _logistic(z)
 
 
 @kernel
@@ -131,7 +74,7 @@ def _readout_pass_code(Z, bias, coef, a, y, w, g_a, g_b, code):
     for k in range(rows):
         f = 0.0
         for i in range(cols):
-            s, ds = _sigma(code, Z[k, i] + bias[i])
+            s, ds = activations.evaluate(code, Z[k, i] + bias[i])
             s_row[i] = s
             ds_row[i] = ds
             f += coef[i] * s
@@ -154,15 +97,12 @@ def readout_pass(Z, bias, coef, a, y, w, g_a, g_b, code):
     g_a_i = sum_k r_k s_ki, Z_ki <- T_ki = r_k a_i sigma'(Z_ki + bias_i), g_b_i = sum_k T_ki;
     returns 1/2 sum_k w_k (f_k - y_k)^2.
     """
-    if code == 0:
-        return _readout_pass_code(Z, bias, coef, a, y, w, g_a, g_b, 0)
-    elif code == 1:
-        return _readout_pass_code(Z, bias, coef, a, y, w, g_a, g_b, 1)
-    elif code == 2:
-        return _readout_pass_code(Z, bias, coef, a, y, w, g_a, g_b, 2)
-    elif code == 3:
-        return _readout_pass_code(Z, bias, coef, a, y, w, g_a, g_b, 3)
-    return _readout_pass_code(Z, bias, coef, a, y, w, g_a, g_b, 4)
+    check_code(code)
+    loss = 0.0
+    for c in literal_unroll(CODES):
+        if c == code:
+            loss = _readout_pass_code(Z, bias, coef, a, y, w, g_a, g_b, c)
+    return loss
 
 
 @kernel
@@ -171,7 +111,7 @@ def _hidden_pass_code(Z, bias, D, code):
     rows, cols = Z.shape
     for k in range(rows):
         for i in range(cols):
-            s, ds = _sigma(code, Z[k, i] + bias[i])
+            s, ds = activations.evaluate(code, Z[k, i] + bias[i])
             Z[k, i] = s
             D[k, i] = ds
 
@@ -179,16 +119,10 @@ def _hidden_pass_code(Z, bias, D, code):
 @kernel
 def hidden_pass(Z, bias, D, code):
     """Z <- sigma(Z + bias), D <- sigma'(Z + bias)."""
-    if code == 0:
-        _hidden_pass_code(Z, bias, D, 0)
-    elif code == 1:
-        _hidden_pass_code(Z, bias, D, 1)
-    elif code == 2:
-        _hidden_pass_code(Z, bias, D, 2)
-    elif code == 3:
-        _hidden_pass_code(Z, bias, D, 3)
-    else:
-        _hidden_pass_code(Z, bias, D, 4)
+    check_code(code)
+    for c in literal_unroll(CODES):
+        if c == code:
+            _hidden_pass_code(Z, bias, D, c)
 
 
 # --------------------------------------------------------------------------- forward / backward
@@ -282,7 +216,7 @@ class FiniteNetwork:
         P = self.layout.unpack(flat)
         G = self.layout.unpack(out)
         net, dtype, k = self.network, flat.dtype, len(X)
-        code = activation_code(self.activation)
+        code = activations.code(self.activation)
         a = P["readout"]["weight"]
         w = np.asarray(weights, dtype=dtype)
         if self.layers == 2:

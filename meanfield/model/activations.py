@@ -1,92 +1,204 @@
-"""Activation functions sigma and their derivatives.
-
-Each activation has a small integer code so that compiled kernels can select it with
-a branch the compiler hoists out of their inner loops.  ``evaluate(code, z)`` returns
-the pair (sigma(z), sigma'(z)); the numpy functions ``value`` and ``derivative`` give
-the same numbers on arrays (they are the reference the kernels are tested against).
+"""Activation functions sigma and their derivatives: the one table every code path uses.
 
     relu      sigma = max(z, 0)                 sigma' = 1[z > 0]
     tanh      sigma = tanh z                    sigma' = 1 - tanh^2 z
     erf       sigma = erf z (scipy.special.erf) sigma' = 2/sqrt(pi) exp(-z^2)
     sigmoid   sigma = 1 / (1 + exp(-z))         sigma' = sigma (1 - sigma)
     softplus  sigma = log(1 + exp z)            sigma' = 1 / (1 + exp(-z))
+
+Each entry of the table (:func:`register`) gives an activation three ways: a compiled
+scalar ``(sigma(z), sigma'(z))`` for the kernels, and numpy ``value`` and ``derivative``
+on arrays (with an optional ``out`` buffer).  Its integer code is its position in the
+table.  Compiled code reaches an activation through two generated pieces only:
+
+* ``evaluate(code, z)`` with a compile-time constant ``code`` resolves, while compiling,
+  to that entry's scalar (nothing to branch on inside inner loops);
+* a kernel's entry point turns a run-time code into a constant with
+  ``for c in literal_unroll(CODES): if c == code: worker(..., c)`` (see
+  :mod:`meanfield.kernels.elementwise`): one specialization per entry of the table.
+
+Adding an activation is one :func:`register` call; no kernel lists the activations.
 """
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import scipy.special
+from numba import types
+from numba.core.errors import TypingError
+from numba.extending import overload
 
 from meanfield.jit import kernel
 
-NAMES = ("relu", "tanh", "erf", "sigmoid", "softplus")
-RELU, TANH, ERF, SIGMOID, SOFTPLUS = range(len(NAMES))
 _TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
 
 
-def code(name):
-    """The integer code of activation ``name``; ValueError names the allowed ones."""
-    try:
-        return NAMES.index(name)
-    except ValueError:
-        raise ValueError(f"unknown activation {name!r}; allowed: {', '.join(NAMES)}") from None
+@dataclass(frozen=True)
+class Activation:
+    name: str
+    code: int
+    formula: str
+    scalar: Callable          # compiled: z -> (sigma(z), sigma'(z))
+    value: Callable           # numpy: (z, out=None) -> sigma(z)
+    derivative: Callable      # numpy: (z, out=None) -> sigma'(z)
+
+
+TABLE = []                    # Activation entries in code order
+
+
+def register(name, formula, value, derivative):
+    """Add the activation whose compiled scalar ``(sigma, sigma')`` is the decorated kernel."""
+    def add(scalar):
+        if any(entry.name == name for entry in TABLE):
+            raise ValueError(f"activation {name!r} registered twice")
+        TABLE.append(Activation(name, len(TABLE), formula, scalar, value, derivative))
+        return scalar
+    return add
+
+
+def _buffer(z, out):
+    return np.empty_like(z) if out is None else out
+
+
+# --------------------------------------------------------------------------- the table
+
+def _relu_value(z, out=None):
+    return np.maximum(z, 0, out=_buffer(z, out))
+
+
+def _relu_derivative(z, out=None):
+    return np.greater(z, 0, out=_buffer(z, out), casting="unsafe")
+
+
+@register("relu", "max(z, 0)", _relu_value, _relu_derivative)
+@kernel(inline=True)
+def _relu(z):
+    if z > 0.0:
+        return z, 1.0
+    return 0.0 * z, 0.0 * z
+
+
+def _tanh_value(z, out=None):
+    return np.tanh(z, out=_buffer(z, out))
+
+
+def _tanh_derivative(z, out=None):
+    out = np.tanh(z, out=_buffer(z, out))
+    np.multiply(out, out, out=out)
+    return np.subtract(1, out, out=out)
+
+
+@register("tanh", "tanh z", _tanh_value, _tanh_derivative)
+@kernel(inline=True)
+def _tanh(z):
+    t = math.tanh(z)
+    return t, 1.0 - t * t
+
+
+def _erf_value(z, out=None):
+    return scipy.special.erf(z, out=_buffer(z, out))
+
+
+def _erf_derivative(z, out=None):
+    out = np.multiply(z, z, out=_buffer(z, out))
+    np.negative(out, out=out)
+    np.exp(out, out=out)
+    out *= _TWO_OVER_SQRT_PI
+    return out
+
+
+@register("erf", "erf z", _erf_value, _erf_derivative)
+@kernel(inline=True)
+def _erf(z):
+    return math.erf(z), _TWO_OVER_SQRT_PI * math.exp(-z * z)
 
 
 @kernel(inline=True)
-def _sigmoid(z):
+def _logistic(z):
     if z >= 0.0:
         return 1.0 / (1.0 + math.exp(-z))
     e = math.exp(z)
     return e / (1.0 + e)
 
 
+def _sigmoid_value(z, out=None):
+    return scipy.special.expit(z, out=_buffer(z, out))
+
+
+def _sigmoid_derivative(z, out=None):
+    s = scipy.special.expit(z)
+    return np.multiply(s, 1 - s, out=_buffer(z, out))
+
+
+@register("sigmoid", "1 / (1 + exp(-z))", _sigmoid_value, _sigmoid_derivative)
 @kernel(inline=True)
-def evaluate(code, z):
-    """(sigma(z), sigma'(z)) for the activation with integer ``code``."""
-    if code == RELU:
-        if z > 0.0:
-            return z, 1.0
-        return 0.0 * z, 0.0 * z
-    elif code == TANH:
-        t = math.tanh(z)
-        return t, 1.0 - t * t
-    elif code == ERF:
-        return math.erf(z), _TWO_OVER_SQRT_PI * math.exp(-z * z)
-    elif code == SIGMOID:
-        s = _sigmoid(z)
-        return s, s * (1.0 - s)
-    else:  # SOFTPLUS, written to avoid overflow: max(z, 0) + log1p(exp(-|z|))
-        return max(z, 0.0) + math.log1p(math.exp(-abs(z))), _sigmoid(z)
+def _sigmoid(z):
+    s = _logistic(z)
+    return s, s * (1.0 - s)
+
+
+def _softplus_value(z, out=None):
+    return np.logaddexp(0, z, out=_buffer(z, out))
+
+
+def _softplus_derivative(z, out=None):
+    return scipy.special.expit(z, out=_buffer(z, out))
+
+
+@register("softplus", "log(1 + exp z)", _softplus_value, _softplus_derivative)
+@kernel(inline=True)
+def _softplus(z):
+    # written to avoid overflow: max(z, 0) + log1p(exp(-|z|))
+    return max(z, 0.0) + math.log1p(math.exp(-abs(z))), _logistic(z)
+
+
+# --------------------------------------------------------------------------- lookups
+
+NAMES = tuple(entry.name for entry in TABLE)
+CODES = tuple(entry.code for entry in TABLE)
+_SCALARS = tuple(entry.scalar for entry in TABLE)
+RELU = NAMES.index("relu")
+
+
+def get(name):
+    """The table entry of activation ``name``; ValueError names the allowed ones."""
+    for entry in TABLE:
+        if entry.name == name:
+            return entry
+    raise ValueError(f"unknown activation {name!r}; allowed: {', '.join(NAMES)}")
+
+
+def code(name):
+    """The integer code of activation ``name``."""
+    return get(name).code
 
 
 def value(name, z):
     """sigma(z) elementwise on a numpy array."""
-    z = np.asarray(z)
-    if name == "relu":
-        return np.maximum(z, 0)
-    if name == "tanh":
-        return np.tanh(z)
-    if name == "erf":
-        return scipy.special.erf(z)
-    if name == "sigmoid":
-        return scipy.special.expit(z)
-    if name == "softplus":
-        return np.logaddexp(0, z).astype(z.dtype, copy=False)
-    code(name)
+    return get(name).value(np.asarray(z))
 
 
 def derivative(name, z):
     """sigma'(z) elementwise on a numpy array."""
-    z = np.asarray(z)
-    if name == "relu":
-        return (z > 0).astype(z.dtype)
-    if name == "tanh":
-        return 1 - np.tanh(z) ** 2
-    if name == "erf":
-        return (_TWO_OVER_SQRT_PI * np.exp(-z * z)).astype(z.dtype, copy=False)
-    if name == "sigmoid":
-        s = scipy.special.expit(z)
-        return s * (1 - s)
-    if name == "softplus":
-        return scipy.special.expit(z)
-    code(name)
+    return get(name).derivative(np.asarray(z))
+
+
+def evaluate(code, z):
+    """(sigma(z), sigma'(z)) of the activation with integer ``code`` (compiled code only,
+    ``code`` a compile-time constant)."""
+    return TABLE[code].scalar(z)
+
+
+@overload(evaluate, inline="always")
+def _evaluate_compiled(code, z):
+    if not isinstance(code, types.IntegerLiteral):
+        raise TypingError("activations.evaluate needs a compile-time constant code: dispatch with "
+                          "literal_unroll(activations.CODES) in the kernel's entry point")
+    scalar = _SCALARS[code.literal_value]
+
+    def implementation(code, z):
+        return scalar(z)
+
+    return implementation

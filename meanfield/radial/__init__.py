@@ -107,10 +107,11 @@ import warnings
 import numpy as np
 import scipy.linalg
 import scipy.special
-from numba import literally
+from numba import literal_unroll, literally
 
 from meanfield.model import activations, initialization
-from meanfield.model.activations import ERF, RELU, SIGMOID, SOFTPLUS, TANH, evaluate
+from meanfield.kernels.elementwise import activate, check_code
+from meanfield.model.activations import CODES, RELU, evaluate
 from meanfield.jit import kernel, num_threads, parallel_map, single_threaded_blas
 from meanfield.model.networks import (
     Network,
@@ -360,16 +361,10 @@ def _smooth_features_code(rho, r, b, t, wt, G, Gs, Gb, derivatives, code):
 
 @kernel
 def _smooth_features(rho, r, b, t, wt, G, Gs, Gb, derivatives, code):
-    if code == TANH:
-        _smooth_features_code(rho, r, b, t, wt, G, Gs, Gb, derivatives, TANH)
-    elif code == ERF:
-        _smooth_features_code(rho, r, b, t, wt, G, Gs, Gb, derivatives, ERF)
-    elif code == SIGMOID:
-        _smooth_features_code(rho, r, b, t, wt, G, Gs, Gb, derivatives, SIGMOID)
-    elif code == SOFTPLUS:
-        _smooth_features_code(rho, r, b, t, wt, G, Gs, Gb, derivatives, SOFTPLUS)
-    else:
-        _smooth_features_code(rho, r, b, t, wt, G, Gs, Gb, derivatives, RELU)
+    check_code(code)
+    for c in literal_unroll(CODES):
+        if c == code:
+            _smooth_features_code(rho, r, b, t, wt, G, Gs, Gb, derivatives, c)
 
 
 # ---------------------------------------------------------- smooth activations: how many t-nodes
@@ -1096,8 +1091,6 @@ class RadialExpectation:
 
     @staticmethod
     def _three_layer_block(network, shared, rho, w, y, sink):
-        from meanfield.kernels.elementwise import activate
-
         r, c, a, coef, WpT, b2, Wq, trule = shared
         Phi, Phis, Phib = network.features(rho, r, c, derivatives=True, rule=trule)
         H = Phi @ WpT
