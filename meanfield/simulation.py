@@ -3,9 +3,9 @@
 ``Simulation(config)`` builds every object of the run -- network and its initial
 particles, input law and target, expectation estimator, flow, integrator, projections,
 time-scale schedule -- and ``run()`` drives them with the controller, writing the run
-file.  Random streams are independent children of the top-level seed (one each for the
-initial particles, the target, the training samples, the evaluation samples and the
-Langevin noise), so the same config and seed give the same numbers.
+file.  Random numbers come from the named streams of :mod:`meanfield.seeding` (initial
+particles, target, training and evaluation samples, Langevin noise), so the same config
+and seed give the same numbers.
 """
 
 import contextlib
@@ -16,7 +16,7 @@ import numpy as np
 
 from meanfield.model import initialization
 from meanfield.problem import inputs, targets
-from meanfield import radial
+from meanfield import radial, seeding
 from meanfield.config import ConfigError
 from meanfield.config import parse as parse_config
 from meanfield.flow.controller import Controller, MetricsRecorder, ProgressBar, Schedule, SnapshotRecorder, time_grid
@@ -27,14 +27,6 @@ from meanfield.flow.integrators import make_integrator
 from meanfield.model.networks import build_network
 from meanfield.model.projections import make_projection
 from meanfield.storage import RunFile, RunFileError, RunWriter
-
-STREAMS = ("model", "target", "train", "eval", "langevin")
-
-
-def random_stream(seed, name):
-    """The generator of stream ``name`` under ``seed`` (independent across names)."""
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(STREAMS.index(name),)))
-
 
 def make_input_law(problem):
     spec, d = problem["input"], problem["d"]
@@ -54,7 +46,7 @@ def make_target(problem, model_dtype, seed):
     """(target callable, arrays to store under /target, attributes)."""
     spec, d = problem["target"], problem["d"]
     amplitude = spec["amplitude"]
-    rng = random_stream(seed if spec.get("seed") is None else spec["seed"], "target")
+    rng = seeding.stream(seed if spec.get("seed") is None else spec["seed"], "target")
     if spec["kind"] == "relu_ball":
         return targets.RadialTarget(targets.radial_profile("relu_ball", spec["radius"]), amplitude), {}, {}
     if spec["kind"] == "radial":
@@ -88,7 +80,7 @@ class Simulation:
         self.config = config
         seed, model, problem, flow = config["seed"], config["model"], config["problem"], config["flow"]
         self.dtype = np.dtype(model["dtype"])
-        model_rng = random_stream(seed, "model")
+        model_rng = seeding.stream(seed, "model")
         weights = None
         if model["particle_weights"] == "random":
             widths = [model["width"]] if model["layers"] == 2 else model["width"]
@@ -114,7 +106,7 @@ class Simulation:
         seed = self.config["seed"] if spec["seed"] is None else spec["seed"]
         sets = []
         for name, n in (("train", spec["n"]), ("eval", spec["eval_n"])):
-            rng = random_stream(seed, name)
+            rng = seeding.stream(seed, name)
             X = inputs.draw(self.input_law, n, rng, spec["sampler"])
             y = self.target(X) + problem["noise"] * rng.standard_normal(n)
             sets.append((X.astype(self.dtype), y.astype(self.dtype)))
@@ -139,7 +131,7 @@ class Simulation:
         projections = self.projections if flow is self.flow else [
             make_projection(flow.network, g, s) for g, s in spec["projections"].items()]
         return Controller(flow, self.make_integrator(), Schedule(flow, spec["timescale"], spec["phases"]),
-                          projections, spec["temperature"], random_stream(self.config["seed"], "langevin"),
+                          projections, spec["temperature"], seeding.stream(self.config["seed"], "langevin"),
                           trackers, wall_limit, checkpoint, checkpoint_seconds)
 
     def run(self, path=None, force=False, progress=None):

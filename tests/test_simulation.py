@@ -6,7 +6,7 @@ import pytest
 
 from meanfield.cli import main
 from meanfield.config import ConfigError, parse
-from meanfield.simulation import Simulation, random_stream
+from meanfield.simulation import Simulation
 
 BASE = """\
 seed = {seed}
@@ -107,13 +107,6 @@ def test_different_seed_gives_different_runs(tmp_path, layers):
             assert not np.array_equal(a["snapshots"][name][-1], b["snapshots"][name][-1]), name
     assert not np.array_equal(a["metrics"]["loss"], b["metrics"]["loss"])
     assert not np.array_equal(a["metrics"]["test_loss"], b["metrics"]["test_loss"])
-
-
-def test_random_streams_are_independent_and_reproducible():
-    a = random_stream(3, "model").standard_normal(5)
-    np.testing.assert_array_equal(a, random_stream(3, "model").standard_normal(5))
-    assert not np.array_equal(a, random_stream(3, "langevin").standard_normal(5))
-    assert not np.array_equal(a, random_stream(4, "model").standard_normal(5))
 
 
 def test_langevin_run_is_reproducible_with_the_same_seed(tmp_path):

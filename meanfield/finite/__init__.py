@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import literal_unroll, literally
 
+from meanfield import seeding
 from meanfield.jit import kernel
 from meanfield.kernels.elementwise import check_code
 from meanfield.model import activations, initialization
@@ -48,7 +49,6 @@ from meanfield.model.activations import CODES
 from meanfield.model.networks import build_network
 
 GROUPS = ("layer1", "layer2", "readout")
-STREAMS = ("init", "subset", "batches", "train", "langevin")
 
 
 # --------------------------------------------------------------------------- activations
@@ -436,12 +436,6 @@ class FiniteTrainer:
 
 # --------------------------------------------------------------------------- coupling
 
-def replicate_stream(seed, replicate_seed, name):
-    """Random generator ``name`` of replicate ``replicate_seed`` under the top-level ``seed``."""
-    key = (1000 + int(replicate_seed), STREAMS.index(name))
-    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
-
-
 def block_indices(N, m, index, rng):
     """m of range(N) for replicate number ``index``: block [index*m, (index+1)*m) while it fits
     (disjoint blocks of i.i.d. particles are independent), else a random subset.
@@ -476,11 +470,11 @@ def couple(reference, reference_initial, width, coupling, index, replicate_seed,
     info = {"coupling": coupling}
     if coupling == "independent":
         network = build_network(layers, reference.d, net_width, reference.activation, reference.bias)
-        state = initialization.initialize(network, init, replicate_stream(seed, replicate_seed, "init"), dtype)
+        state = initialization.initialize(network, init, seeding.stream(seed, "init", replicate_seed), dtype)
         return network, state, info
     if coupling != "subsample":
         raise ValueError(f"unknown coupling {coupling!r}; allowed: subsample, independent")
-    rng = replicate_stream(seed, replicate_seed, "subset")
+    rng = seeding.stream(seed, "subset", replicate_seed)
     P = reference.layout.unpack(reference_initial)
     idx1, disjoint1 = block_indices(reference.widths[0], widths[0], index, rng)
     weights = {"layer1": _renormalised(reference.p, idx1)}

@@ -112,6 +112,7 @@ from numba import literal_unroll, literally
 from meanfield.model import activations, initialization
 from meanfield.kernels.elementwise import activate, check_code
 from meanfield.model.activations import CODES, RELU, evaluate
+from meanfield import seeding
 from meanfield.jit import kernel, num_threads, parallel_map, single_threaded_blas
 from meanfield.model.networks import (
     Network,
@@ -1274,7 +1275,7 @@ def build_reduced(layers, d, init=None, particles=None, activation="relu", bias=
     if layers not in (2, 3):
         raise ValueError(f"layers must be 2 or 3, got {layers!r}")
     particles = DEFAULT_PARTICLES[layers] if particles is None else particles
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7,)))
+    rng = seeding.stream(seed, "reduced_particles")
     law = lambda group, name: reduced_marginal(initialization.law_for(init, group, name), group, name, d)
     first = [law("layer1", "weight")] + ([law("layer1", "bias")] if bias else [])
     if layers == 2:

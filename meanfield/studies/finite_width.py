@@ -45,7 +45,8 @@ from meanfield.analysis import comparison
 from meanfield.problem import inputs
 from meanfield import radial
 from meanfield.flow.controller import Tracker
-from meanfield.finite import FiniteNetwork, FiniteTrainer, couple, replicate_stream
+from meanfield import seeding
+from meanfield.finite import FiniteNetwork, FiniteTrainer, couple
 from meanfield.flow.field import Flow
 from meanfield.model.projections import make_projection
 from meanfield.simulation import Simulation
@@ -174,7 +175,7 @@ def make_trainer(simulation, network, optimizer, lr, batch, n_train, replicate_s
         return X.astype(dtype), y.astype(dtype)
 
     if n_train:
-        X, y = sampler(replicate_stream(seed, replicate_seed, "train"), n_train)
+        X, y = sampler(seeding.stream(seed, "train", replicate_seed), n_train)
         data = (X, y, None)
     else:
         data = (est.X, est.y, est.weights)
@@ -184,7 +185,7 @@ def make_trainer(simulation, network, optimizer, lr, batch, n_train, replicate_s
         network, lr, optimizer=optimizer, data=data, batch=batch, sampler=sampler,
         weight_decay=flow["weight_decay"], timescale=flow["timescale"], phases=flow["phases"],
         projections=[make_projection(network, g, s) for g, s in flow["projections"].items()],
-        temperature=flow["temperature"], rng=replicate_stream(seed, replicate_seed, "batches"))
+        temperature=flow["temperature"], rng=seeding.stream(seed, "batches", replicate_seed))
 
 
 class _Recorder(Tracker):
