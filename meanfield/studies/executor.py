@@ -1,0 +1,207 @@
+"""Executing many runs: serially or on a Dask cluster, resumable, never trusting a stale file.
+
+A :class:`Job` is one run file to produce: its path, the exact config text that runs,
+the parameters that distinguish it within its study or sweep, and its kind:
+
+    run       an ordinary run (``meanfield run``); an interrupted file is resumed
+    compare   a finite-width comparison (``meanfield compare``): the reference run,
+              then the finite networks under /finite
+
+Before any work, :func:`check_jobs` validates every config and reads every file that
+already exists: a file holding another config than its job (a changed grid, a moved
+study) is refused with the first difference named, so results are never reported
+under the wrong parameters.  :func:`execute` then skips finished jobs, resumes
+interrupted ones and runs the rest, on an embedded ``LocalCluster``, an existing
+scheduler (``scheduler="tcp://..."``) or in this process; it returns one row per job
+with what it did and the final metrics.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+
+from meanfield.config import ConfigError, parse
+from meanfield.storage import RunFile, RunFileError
+
+METRICS = ("time", "loss", "test_loss", "relative_loss")
+KINDS = ("run", "compare")
+IGNORED_KEYS = (("output", "path"), ("output", "progress"))   # where a file lies and how it reports
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One run file to produce: ``path`` from ``config_text`` (TOML), by ``kind``."""
+
+    name: str
+    config_text: str
+    path: str
+    params: dict = dataclasses.field(default_factory=dict)
+    kind: str = "run"
+
+
+def comparable(config):
+    """The parsed config without what may differ between two files of the same run."""
+    config = {table: dict(values) if isinstance(values, dict) else values
+              for table, values in config.items() if table != "_text"}
+    for table, key in IGNORED_KEYS:
+        config.get(table, {}).pop(key, None)
+    return config
+
+
+def first_difference(a, b, prefix=""):
+    """The first dotted key where two nested configs differ, with both values; None if equal."""
+    for key in sorted(set(a) | set(b), key=str):
+        name = f"{prefix}{key}"
+        if key not in a or key not in b:
+            return f"{name} is {'missing' if key not in a else a[key]!r} in the file, " \
+                   f"{'missing' if key not in b else b[key]!r} in the plan"
+        if isinstance(a[key], dict) and isinstance(b[key], dict):
+            found = first_difference(a[key], b[key], name + ".")
+            if found:
+                return found
+        elif a[key] != b[key]:
+            return f"{name} is {a[key]!r} in the file, {b[key]!r} in the plan"
+    return None
+
+
+def check_jobs(jobs):
+    """Refuse (ConfigError), before any work, a plan that cannot run as it says.
+
+    Every job's config must be valid and every existing file must be a readable run
+    file holding the same config (apart from its path); returns the parsed configs.
+    """
+    configs, seen = [], set()
+    for job in jobs:
+        if job.kind not in KINDS:
+            raise ConfigError(f"job {job.name}: unknown kind {job.kind!r}; known: {', '.join(KINDS)}")
+        if job.path in seen:
+            raise ConfigError(f"two jobs write {job.path}")
+        seen.add(job.path)
+        try:
+            config = parse(job.config_text)
+        except ConfigError as exc:
+            raise ConfigError(f"{job.name} ({_describe(job.params)}): {exc}") from None
+        configs.append(config)
+        if os.path.exists(job.path):
+            try:
+                with RunFile(job.path) as existing:
+                    stored = parse(existing.config_text)
+            except (RunFileError, ConfigError, OSError) as exc:
+                raise ConfigError(f"{job.path} exists and cannot be reused ({exc}); move it away") from None
+            difference = first_difference(comparable(stored), comparable(config))
+            if difference:
+                raise ConfigError(f"{job.path} holds a run of another config ({difference}); "
+                                  "move it away or choose another output directory")
+    return configs
+
+
+def _describe(params):
+    return ", ".join(f"{key} = {value!r}" for key, value in params.items()) or "no parameters"
+
+
+def _complete(job, existing):
+    if existing.status != "finished":
+        return False
+    return job.kind != "compare" or existing.finite_status() == "finished"
+
+
+def execute_job(job, threads):
+    """Run, resume or skip one job; its row.  Runs inside Dask workers too: all it needs is in ``job``."""
+    os.environ["MEANFIELD_NUM_THREADS"] = str(threads)
+    os.makedirs(os.path.dirname(os.path.abspath(job.path)), exist_ok=True)
+    action = "ran"
+    try:
+        if os.path.exists(job.path):
+            with RunFile(job.path) as existing:
+                status, complete = existing.status, _complete(job, existing)
+            if complete:
+                action = "skipped"
+            elif status == "failed":
+                action = "failed earlier"
+            else:
+                _KIND_RUNNERS[job.kind](job, resume=True)
+                action = "resumed"
+        else:
+            _KIND_RUNNERS[job.kind](job, resume=False)
+    except RunFileError as exc:
+        return _row(job, None, f"refused: {exc}")
+    return _row(job, job.path, action)
+
+
+def _run(job, resume):
+    from meanfield.simulation import Simulation
+
+    if resume:
+        Simulation.resume(job.path, progress=False)
+    else:
+        Simulation(parse(job.config_text)).run(job.path, progress=False)
+
+
+def _compare(job, resume):
+    from meanfield.studies.finite_width import run_comparison
+
+    run_comparison(parse(job.config_text), job.path, resume=resume, progress=False)
+
+
+_KIND_RUNNERS = {"run": _run, "compare": _compare}
+
+
+def _row(job, path, action):
+    row = {"name": job.name, "path": job.path, "action": action, **job.params}
+    row.update({"status": "missing", **{name: np.nan for name in METRICS}})
+    if path is not None:
+        with RunFile(path) as done:
+            row["status"] = done.status
+            rows = done.metric_rows()
+        if rows:
+            row.update({name: rows[-1][name] for name in METRICS})
+    return row
+
+
+def execute(jobs, threads=1, scheduler=None, serial=False, workers=None, log=print):
+    """Execute ``jobs`` (checked first by :func:`check_jobs`); their rows, in order.
+
+    ``scheduler``: address of a running Dask scheduler; otherwise an embedded
+    LocalCluster of ``workers`` processes (default: CPUs / ``threads``) serving no
+    dashboard, or this process when ``serial`` or when dask.distributed is missing.
+    """
+    check_jobs(jobs)
+    client = None if serial else make_client(scheduler, workers or max(1, (os.cpu_count() or 1) // threads), log)
+    try:
+        if client is None:
+            rows = []
+            for index, job in enumerate(jobs):
+                rows.append(execute_job(job, threads))
+                log(f"[{index + 1}/{len(jobs)}] {job.name} ({_describe(job.params)}): "
+                    f"{rows[-1]['action']}, {rows[-1]['status']}")
+            return rows
+        log(f"running {len(jobs)} runs on {client.scheduler.address}")
+        return client.gather(client.map(execute_job, jobs, threads=threads, pure=False))
+    finally:
+        if client is not None:
+            cluster = client.cluster
+            client.close()
+            if cluster is not None and not scheduler:
+                cluster.close()
+
+
+def make_client(scheduler, workers, log=print):
+    """A Dask client: of the scheduler at ``scheduler``, or of a new LocalCluster of ``workers``
+    single-threaded processes; None when dask.distributed is not installed."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        log("dask.distributed is not installed: running serially "
+            "(pip install 'meanfield[dask]' for parallel runs)")
+        return None
+    if scheduler:
+        return Client(scheduler)
+    import dask
+
+    # distributed always starts the scheduler's HTTP server (dashboard_address=None still
+    # binds :8787): bind it to a free loopback port and give it no pages to serve
+    with dask.config.set({"distributed.scheduler.http.routes": []}):
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address="127.0.0.1:0")
+    return Client(cluster)
