@@ -57,13 +57,22 @@ def test_exact_w2_of_a_translation_and_against_the_assignment_problem():
                                                                                   rel=1e-9)
 
 
-def test_exact_w2_between_clouds_of_different_sizes_splits_mass():
-    pytest.importorskip("ot")
+@pytest.mark.parametrize("with_pot", (True, False))
+def test_exact_w2_between_clouds_of_different_sizes_splits_mass(with_pot, monkeypatch):
+    if with_pot:
+        pytest.importorskip("ot")
+    else:
+        monkeypatch.setattr(comparison, "_ot", lambda: None)        # the assignment path
     X = np.array([[0.0], [2.0]])
     Y = np.array([[0.0], [1.0], [2.0], [3.0]])
-    # half of each X point goes to each of its two neighbours... optimal: 0->{0,1}, 2->{2,3}
+    # each X point splits its mass between its two neighbours: 0 -> {0, 1}, 2 -> {2, 3}
     w2 = comparison.exact_wasserstein2(X, np.ones(2), Y, np.ones(4))
     assert w2 == pytest.approx(math.sqrt(0.25 * 1 + 0.25 * 1))
+    rng = np.random.default_rng(8)
+    A, B = rng.standard_normal((6, 3)), rng.standard_normal((4, 3))
+    # the same measures written with 12 atoms each
+    assert comparison.exact_wasserstein2(A, np.ones(6), B, np.ones(4)) == pytest.approx(
+        comparison.exact_wasserstein2(np.repeat(A, 2, 0), np.ones(12), np.repeat(B, 3, 0), np.ones(12)), rel=1e-12)
 
 
 def test_sliced_w2_of_a_translation_is_the_mean_projected_shift():

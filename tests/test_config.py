@@ -291,27 +291,22 @@ def test_malformed_toml_is_refused(text):
 # --------------------------------------------------------------------------- accepted input
 
 def test_empty_config_gets_every_default():
+    """The defaults the README documents, value by value (test_readme checks the whole block)."""
     config = parse("")
-    assert set(config) >= {"seed", "problem", "model", "expectation", "flow", "finite", "output"}
     assert config["seed"] == 0
-    assert config["problem"]["d"] >= 1
-    assert config["problem"]["input"]["law"] in ("gaussian", "sphere", "ball", "radial")
-    assert config["problem"]["target"]["kind"] in ("relu_ball", "radial", "single_index", "teacher")
-    model = config["model"]
-    assert model["layers"] in (2, 3) and model["activation"] in activations.NAMES
-    assert isinstance(model["width"], int) and model["width"] >= 1
-    assert isinstance(model["bias"], bool)
-    expectation = config["expectation"]
-    assert expectation["method"] == "samples" and expectation["n"] >= 1 and expectation["eval_n"] >= 1
-    flow = config["flow"]
-    assert flow["time"] > 0 and flow["dt"] > 0
-    assert flow["integrator"] in integrators.NAMES
-    assert flow["weight_decay"] == 0.0 and flow["temperature"] == 0.0
-    assert flow["timescale"] == {"layer1": 1.0, "readout": 1.0}          # two layers: no layer2 group
-    assert flow["phases"] == []
-    output = config["output"]
-    assert isinstance(output["path"], str) and output["path"]
-    assert output["snapshots"]["count"] >= 2 and output["snapshots"]["spacing"] in ("linear", "geometric")
+    assert config["problem"] == {"d": 10, "input": {"law": "gaussian"}, "noise": 0.0,
+                                 "target": {"kind": "relu_ball", "radius": 1.0, "amplitude": 1.0}}
+    assert config["model"] == {"layers": 2, "activation": "relu", "width": 256, "bias": True,
+                               "particle_weights": "uniform", "dtype": "float64", "init": {}}
+    assert config["expectation"] == {"method": "samples", "n": 4096, "sampler": "mc", "eval_n": 4096, "seed": None}
+    assert config["flow"] == {"time": 10.0, "integrator": "heun", "dt": 0.01, "rtol": 1e-6, "atol": 1e-9,
+                              "weight_decay": 0.0, "temperature": 0.0,
+                              "timescale": {"layer1": 1.0, "readout": 1.0},      # two layers: no layer2 group
+                              "phases": [], "projections": {}}
+    assert config["output"] == {"path": "meanfield-run.h5", "snapshots": {"count": 11, "spacing": "linear"},
+                                "metrics": {"count": 101, "spacing": "geometric"}, "checkpoint_seconds": 600.0,
+                                "wall_limit_seconds": None, "progress": True, "plot": True}
+    assert config["finite"]["widths"] == [] and config["finite"]["coupling"] == "subsample"
 
 
 def test_defaults_are_filled_next_to_given_keys():

@@ -26,6 +26,13 @@ def test_config_blocks_are_valid_configs(block):
     configuration.parse(block)
 
 
+def test_the_documented_defaults_are_the_defaults():
+    documented = configuration.parse(TOML_BLOCKS[0])
+    built_in = configuration.parse("")
+    documented.pop("_text"), built_in.pop("_text")
+    assert documented == built_in
+
+
 def test_sweep_block_expands(tmp_path):
     (block,) = [b for b in TOML_BLOCKS if "[grid]" in b]
     (tmp_path / "base.toml").write_text("[flow]\ntime = 0.1\n")

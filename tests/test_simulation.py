@@ -275,14 +275,16 @@ def test_radial_method_runs_the_reduced_solver(tmp_path, layers, particles):
     assert main(["plot", str(path)]) == 0
 
 
-@pytest.mark.parametrize("change,words", [
-    ('target = {{ kind = "relu_ball" }}', 'target = {{ kind = "single_index" }}'),
-    ("[flow]", "[flow]\ntemperature = 0.1"),
-    ("particles = {particles}", "particles = [4, 4]"),
+@pytest.mark.parametrize("change,words,refusal", [
+    ('target = {{ kind = "relu_ball" }}', 'target = {{ kind = "single_index" }}',
+     r"^\[expectation\] method = 'radial' needs a radial target \(relu_ball or radial\); a single_index target "),
+    ("[flow]", "[flow]\ntemperature = 0.1", r"^\[expectation\] method = 'radial' needs \[flow\] temperature = 0 "),
+    ("particles = {particles}", "particles = [4, 4]",
+     r"^\[expectation\] particles = \[4, 4\]: two layers: the reduced particle count, an integer >= 1$"),
 ])
-def test_radial_method_refuses_what_it_cannot_reduce(change, words):
+def test_radial_method_refuses_what_it_cannot_reduce(change, words, refusal):
     text = RADIAL.replace(change, words).format(layers=2, particles=64)
-    with pytest.raises(ConfigError, match="radial|particles"):
+    with pytest.raises(ConfigError, match=refusal):
         parse(text)
 
 

@@ -143,8 +143,13 @@ def sliced_wasserstein2(X, a, Y, b, projections=256, seed=0):
     return SlicedTarget(Y, b, projections, seed).distance(X, a)
 
 
+ASSIGNMENT_LIMIT = 2048      # largest lcm(n, m) solved by assignment when POT is missing
+
+
 def exact_wasserstein2(X, a, Y, b):
-    """Exact W2 by optimal transport (POT's network simplex; equal uniform sizes: assignment)."""
+    """Exact W2 by optimal transport: POT's network simplex, or without POT, for uniform
+    weights, an assignment between the clouds repeated to L = lcm(n, m) points each (an
+    optimal plan between uniform measures of L atoms is a permutation, Birkhoff)."""
     X, Y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
     a = np.asarray(a, dtype=np.float64) / np.sum(a)
     b = np.asarray(b, dtype=np.float64) / np.sum(b)
@@ -152,12 +157,15 @@ def exact_wasserstein2(X, a, Y, b):
     ot = _ot()
     if ot is not None:
         return math.sqrt(max(float(ot.emd2(a, b, M, numItermax=100_000_000)), 0.0))
-    if len(a) == len(b) and np.all(a == a[0]) and np.all(b == b[0]):
+    atoms = math.lcm(len(a), len(b))
+    if np.all(a == a[0]) and np.all(b == b[0]) and atoms <= ASSIGNMENT_LIMIT:
         import scipy.optimize
 
-        rows, cols = scipy.optimize.linear_sum_assignment(M)
-        return math.sqrt(float(M[rows, cols].mean()))
-    raise ImportError("exact W2 between clouds of different sizes needs POT (pip install pot)")
+        repeated = np.repeat(np.repeat(M, atoms // len(a), axis=0), atoms // len(b), axis=1)
+        rows, cols = scipy.optimize.linear_sum_assignment(repeated)
+        return math.sqrt(float(repeated[rows, cols].mean()))
+    raise ImportError("exact W2 between weighted clouds or clouds of sizes with a large least common multiple "
+                      "needs POT (pip install pot)")
 
 
 def _ot():
