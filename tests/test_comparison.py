@@ -172,6 +172,57 @@ def test_fit_over_time():
     assert len(fits) == 2
 
 
+def nested_means(N, sizes, seeds, rng, sigma=1.5, independent=False):
+    """D between the mean of m draws and the mean of N draws of N(0, sigma^2) (sample means of
+    particles): the first m of the N (subsample) or m fresh draws (independent); (W, S)."""
+    D = np.empty((len(sizes), seeds))
+    for s in range(seeds):
+        draws = sigma * rng.standard_normal((2000, N))
+        fresh = sigma * rng.standard_normal((2000, max(sizes)))
+        for i, m in enumerate(sizes):
+            finite = (fresh if independent else draws)[:, :m].mean(axis=1)
+            D[i, s] = np.sqrt(np.mean((finite - draws.mean(axis=1)) ** 2))
+    return D
+
+
+@pytest.mark.parametrize("model", ("subsample", "independent"))
+def test_the_coupled_model_recovers_the_sample_mean_rate_where_the_bare_fit_cannot(model):
+    """Nested sample means follow D^2 = sigma^2 (1/m - 1/N) exactly in expectation (independent
+    draws: 1/m + 1/N): the coupled model finds alpha = 1/2 and C = sigma, with intervals
+    that cover them, while a bare power law through the same points is biased."""
+    rng = np.random.default_rng(11)
+    N, sizes = 128, np.array([16, 32, 64, 96])
+    D = nested_means(N, sizes, 6, rng, independent=model == "independent")
+    fit = comparison.fit_exponent(sizes, D, confidence=0.9, model=model, reference_size=N)
+    assert fit.model == model and fit.method == "bootstrap"
+    assert fit.alpha == pytest.approx(0.5, abs=0.03) and fit.alpha_low <= 0.5 <= fit.alpha_high
+    assert fit.prefactor == pytest.approx(1.5, rel=0.05) and fit.prefactor_low <= 1.5 <= fit.prefactor_high
+    bare = comparison.fit_exponent(sizes, D, confidence=0.9)
+    assert not bare.alpha_low <= 0.5 <= bare.alpha_high
+    assert (bare.alpha > 0.6) if model == "subsample" else (bare.alpha < 0.4)
+
+
+def test_the_coupled_model_with_one_seed_uses_the_regression_interval():
+    rng = np.random.default_rng(12)
+    sizes = np.array([8, 16, 32, 64, 96])
+    D = comparison.model_curve(sizes, 0.5, 2.0, "subsample", 128)[:, None] * np.exp(
+        0.02 * rng.standard_normal((5, 1)))
+    fit = comparison.fit_exponent(sizes, D, model="subsample", reference_size=128)
+    assert fit.method == "t-interval"
+    assert fit.alpha_low <= 0.5 <= fit.alpha_high and fit.alpha_high - fit.alpha_low < 0.1
+    assert fit.prefactor_low <= 2.0 <= fit.prefactor_high
+    exact = comparison.fit_exponent(sizes, comparison.model_curve(sizes, 0.7, 3.0, "subsample", 128),
+                                    model="subsample", reference_size=128)
+    assert exact.alpha == pytest.approx(0.7, abs=1e-7) and exact.prefactor == pytest.approx(3.0, rel=1e-6)
+
+
+def test_the_subsample_model_leaves_out_widths_at_the_reference_size():
+    sizes = np.array([16, 32, 64, 128])
+    D = np.append(comparison.model_curve(sizes[:3], 0.5, 1.0, "subsample", 128), 1e-3)[:, None]
+    fit = comparison.fit_exponent(sizes, D, model="subsample", reference_size=128)
+    assert list(fit.used) == [True, True, True, False]
+
+
 # --------------------------------------------------------------------------- budget and reference
 
 def test_error_budget_terms_and_the_triangle_inequality():

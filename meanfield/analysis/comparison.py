@@ -14,11 +14,20 @@ problem is small) or by the sliced distance
 
 with exact one-dimensional transport between weighted point sets (quantile functions).
 
-The exponent fit models D(m) ~ C m^(-alpha): a least-squares line through
-(log m, log D_rms(m)), D_rms the root mean square over replicate seeds; its confidence
-interval is alpha +- t_{S-1} * se, se the bootstrap standard error over seeds (seeds
-resampled jointly for all widths, corrected by sqrt(S/(S-1))), or, with a single seed,
-the regression's t-interval.
+The exponent fit models D_rms(m), the root mean square over replicate seeds, by least
+squares in log D.  A bare power law D ~ C m^(-alpha) ignores the reference's own
+finite size N; the model the coupling implies does not: with E_m = C m^(-alpha) the
+error of m particles against the limit,
+
+    subsample coupling (the m particles are a subset of the reference's N):
+        D^2 = E_m^2 - E_N^2 = C^2 (m^(-2 alpha) - N^(-2 alpha))
+    independent draws:
+        D^2 = E_m^2 + E_N^2 = C^2 (m^(-2 alpha) + N^(-2 alpha))
+
+(exact in expectation for nested or independent sample means, alpha = 1/2).  Intervals
+for alpha and C are estimate +- t_{S-1} * se, se the bootstrap standard error over seeds
+(seeds resampled jointly for all widths, corrected by sqrt(S/(S-1))), or, with a single
+seed, the regression's t-interval.
 """
 
 import math
@@ -209,10 +218,33 @@ class ExponentFit:
     alpha: float
     alpha_low: float
     alpha_high: float
-    prefactor: float           # C in D ~ C m^(-alpha)
+    prefactor: float           # C of the model
     confidence: float
     method: str                # bootstrap | t-interval | none
     used: np.ndarray           # mask of the sizes that entered the fit
+    prefactor_low: float = float("nan")
+    prefactor_high: float = float("nan")
+    model: str = "bare"        # bare | subsample | independent (see model_curve)
+
+
+COUPLING_SIGN = {"subsample": -1.0, "independent": 1.0}
+
+
+def model_curve(sizes, alpha, prefactor, model="bare", reference_size=None):
+    """D(m) of a fitted model:
+
+        bare          C m^(-alpha)
+        subsample     C sqrt(m^(-2 alpha) - N^(-2 alpha))   the finite particles are a subset of
+                      the reference's N: nested sample means, D^2 = E_m^2 - E_N^2
+        independent   C sqrt(m^(-2 alpha) + N^(-2 alpha))   independent draws: D^2 = E_m^2 + E_N^2
+
+    with E_m = C m^(-alpha) the error of m particles against the limit (alpha = 1/2 for
+    sample means).
+    """
+    m = np.asarray(sizes, dtype=np.float64)
+    if model == "bare":
+        return prefactor * m ** -alpha
+    return prefactor * np.sqrt(m ** (-2 * alpha) + COUPLING_SIGN[model] * float(reference_size) ** (-2 * alpha))
 
 
 def _slopes(logm, logd):
@@ -221,55 +253,101 @@ def _slopes(logm, logd):
     return (logd - logd.mean(axis=-1, keepdims=True)) @ x / (x @ x)
 
 
-def fit_exponent(sizes, distances, confidence=0.9, bootstrap=2000, seed=0):
-    """Fit D(m) ~ C m^(-alpha) to ``distances`` (W widths x S seeds) at ``sizes`` (W,).
+def _coupled_estimate(sizes, rms, model, reference_size):
+    """(alpha, log C) minimising the squared log residuals of model_curve; log C is explicit given alpha."""
+    import scipy.optimize
 
-    Sizes whose distances are not all finite and positive are left out.  The point
-    estimate fits the root mean square over seeds; the interval is alpha +- t_{S-1} se with
-    se the bootstrap standard error over seeds (S >= 2), or the regression t-interval
-    (S = 1, W >= 3).
+    log_rms = np.log(rms)
+
+    def log_shape(alpha):
+        return np.log(model_curve(sizes, alpha, 1.0, model, reference_size))
+
+    def cost(alpha):
+        r = log_rms - log_shape(alpha)
+        return float(np.sum((r - r.mean()) ** 2))
+
+    alpha = float(scipy.optimize.minimize_scalar(cost, bounds=ALPHA_BOUNDS, method="bounded",
+                                                 options={"xatol": 1e-10}).x)
+    return alpha, float(np.mean(log_rms - log_shape(alpha)))
+
+
+ALPHA_BOUNDS = (0.01, 4.0)       # the coupled models' search interval for alpha
+
+
+def fit_exponent(sizes, distances, confidence=0.9, bootstrap=2000, seed=0, model="bare", reference_size=None):
+    """Fit D(m) = model_curve(m; alpha, C) to ``distances`` (W widths x S seeds) at ``sizes`` (W,).
+
+    Sizes whose distances are not all finite and positive are left out (and, for the
+    subsample model, sizes >= N).  The point estimate fits the root mean square over
+    seeds, by least squares in log D; the intervals are estimate +- t_{S-1} se with se the
+    bootstrap standard error over seeds (S >= 2), or the regression t-interval (S = 1, W >= 3).
     """
     sizes = np.asarray(sizes, dtype=np.float64)
     D = np.asarray(distances, dtype=np.float64)
     if D.ndim == 1:
         D = D[:, None]
     used = np.all(np.isfinite(D) & (D > 0), axis=1) & (sizes > 0)
+    if model == "subsample":
+        used &= sizes < reference_size
     nan = float("nan")
     if used.sum() < 2:
-        return ExponentFit(nan, nan, nan, nan, confidence, "none", used)
-    logm, D = np.log(sizes[used]), D[used]
+        return ExponentFit(nan, nan, nan, nan, confidence, "none", used, model=model)
+    m, D = sizes[used], D[used]
     W, S = D.shape
     rms = np.sqrt(np.mean(D * D, axis=1))
-    slope = float(_slopes(logm, np.log(rms)))
-    alpha = -slope
-    prefactor = float(np.exp(np.mean(np.log(rms)) - slope * logm.mean()))
+    if model == "bare":
+        def estimate(rms):                                  # rms (..., W) -> alpha (...), log C (...)
+            slope = _slopes(np.log(m), np.log(rms))
+            return -slope, np.mean(np.log(rms), axis=-1) - slope * np.log(m).mean()
+    else:
+        def estimate(rms):
+            if rms.ndim == 1:
+                return _coupled_estimate(m, rms, model, reference_size)
+            return tuple(np.array(v) for v in zip(*(_coupled_estimate(m, r, model, reference_size) for r in rms)))
+    alpha, log_c = (float(v) for v in estimate(rms))
     tail = 0.5 * (1.0 - confidence)
+
+    def fit(method, alpha_se, log_c_se, dof):
+        q = scipy.stats.t.ppf(1.0 - tail, dof)
+        return ExponentFit(alpha, alpha - q * alpha_se, alpha + q * alpha_se, float(np.exp(log_c)), confidence,
+                           method, used, float(np.exp(log_c - q * log_c_se)), float(np.exp(log_c + q * log_c_se)),
+                           model)
+
     if S >= 2:
         rng = np.random.default_rng(seed)
         picks = rng.integers(0, S, size=(bootstrap, S))
         boot = np.sqrt(np.mean(np.square(D[:, picks]), axis=2))          # (W, bootstrap)
-        alphas = -_slopes(logm, np.log(boot.T))
+        alphas, log_cs = estimate(boot.T)
         # the bootstrap's standard error, corrected for its (S-1)/S variance bias, with a
         # t quantile on S - 1 degrees of freedom: percentile intervals over a handful of
         # seeds cover far less than their nominal level
-        stderr = float(np.std(alphas)) * math.sqrt(S / (S - 1))
-        q = scipy.stats.t.ppf(1.0 - tail, S - 1)
-        return ExponentFit(alpha, float(alpha - q * stderr), float(alpha + q * stderr), prefactor, confidence,
-                           "bootstrap", used)
+        correction = math.sqrt(S / (S - 1))
+        return fit("bootstrap", float(np.std(alphas)) * correction, float(np.std(log_cs)) * correction, S - 1)
     if W >= 3:
-        x = logm - logm.mean()
-        residuals = np.log(rms) - (np.mean(np.log(rms)) + slope * x)
-        stderr = math.sqrt(float(residuals @ residuals) / (W - 2) / float(x @ x))
-        q = scipy.stats.t.ppf(1.0 - tail, W - 2)
-        return ExponentFit(alpha, float(alpha - q * stderr), float(alpha + q * stderr), prefactor, confidence,
-                           "t-interval", used)
-    return ExponentFit(alpha, nan, nan, prefactor, confidence, "none", used)
+        # the regression's covariance of (alpha, log C) (Gauss-Newton for the coupled models)
+        if model == "bare":
+            x = np.log(m) - np.log(m).mean()
+            r = np.log(rms) - (np.mean(np.log(rms)) - alpha * x)
+            alpha_var = float(r @ r) / (W - 2) / float(x @ x)
+            log_c_var = float(r @ r) / (W - 2) * (1.0 / W + np.log(m).mean() ** 2 / float(x @ x))
+        else:
+            log_shape = np.log(model_curve(m, alpha, 1.0, model, reference_size))
+            r = np.log(rms) - log_c - log_shape
+            sign, N = COUPLING_SIGN[model], float(reference_size)
+            slope = -(np.log(m) * m ** (-2 * alpha) + sign * math.log(N) * N ** (-2 * alpha)) * np.exp(-2 * log_shape)
+            covariance = float(r @ r) / (W - 2) * np.linalg.inv(
+                np.array([[slope @ slope, slope.sum()], [slope.sum(), W]]))
+            alpha_var, log_c_var = covariance[0, 0], covariance[1, 1]
+        return fit("t-interval", math.sqrt(alpha_var), math.sqrt(log_c_var), W - 2)
+    return ExponentFit(alpha, nan, nan, float(np.exp(log_c)), confidence, "none", used, model=model)
 
 
-def fit_exponent_over_time(sizes, distances, confidence=0.9, bootstrap=2000, seed=0):
+def fit_exponent_over_time(sizes, distances, confidence=0.9, bootstrap=2000, seed=0, model="bare",
+                           reference_size=None):
     """fit_exponent at every time: distances (W, S, K) -> dict of (K,) arrays."""
     D = np.asarray(distances, dtype=np.float64)
-    fits = [fit_exponent(sizes, D[:, :, k], confidence, bootstrap, seed) for k in range(D.shape[2])]
+    fits = [fit_exponent(sizes, D[:, :, k], confidence, bootstrap, seed, model, reference_size)
+            for k in range(D.shape[2])]
     return {name: np.array([getattr(f, name) for f in fits])
             for name in ("alpha", "alpha_low", "alpha_high", "prefactor")}, fits
 
