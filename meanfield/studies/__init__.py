@@ -3,11 +3,14 @@
 A study is four steps, each a method of a :class:`Study`:
 
     settings(config_path, quick)   read and check the study's config (ConfigError before any work)
-    plan(settings)                 the runs it needs: a list of executor Jobs (run files)
+    plan(settings, rows)           the runs it needs, given the rows of those done so far
+                                   (name -> row): a list of executor Jobs (run files)
     analyse(settings, jobs, rows)  fits, tables and figures from the finished run files
     report_path(settings)          where the Markdown report goes
 
-:func:`run_study` chains them with the executor (serial, an embedded Dask cluster or
+A plan may grow with the results (a bisection over widths adds one probe per round):
+:func:`run_study` plans, executes what is new, and plans again until the plan stops
+growing.  It chains the steps with the executor (serial, an embedded Dask cluster or
 ``scheduler=ADDRESS``; finished runs skipped, interrupted ones resumed, a file holding
 another config refused) and writes the report: findings, tables (also CSV), figures,
 the exact command, the config and the versions.  ``meanfield study`` lists the
@@ -36,7 +39,7 @@ class Study:
     def settings(self, config_path, quick):
         raise NotImplementedError
 
-    def plan(self, settings):
+    def plan(self, settings, rows):
         raise NotImplementedError
 
     def analyse(self, settings, jobs, rows):
@@ -63,13 +66,20 @@ class StudyResult:
 def run_study(study, config_path, quick=False, command="", scheduler=None, serial=False, workers=None,
               threads=1, log=print):
     """Plan, execute, analyse and report ``study``; its rows, analysis and report path."""
-    from meanfield.studies.executor import check_jobs, execute
+    from meanfield.studies.executor import execute
     from meanfield.studies.report import write_report
 
     settings = study.settings(config_path, quick)
-    jobs = study.plan(settings)
-    check_jobs(jobs)
-    rows = execute(jobs, threads=threads, scheduler=scheduler, serial=serial, workers=workers, log=log)
+    done, jobs = {}, []
+    while True:
+        jobs = study.plan(settings, done)
+        new = [job for job in jobs if job.name not in done]
+        if not new:
+            break
+        for job, row in zip(new, execute(new, threads=threads, scheduler=scheduler, serial=serial,
+                                         workers=workers, log=log)):
+            done[job.name] = row
+    rows = [done[job.name] for job in jobs]
     analysis = study.analyse(settings, jobs, rows)
     report = write_report(study.report_path(settings), study.title, analysis, rows, command,
                           settings["config_text"])
