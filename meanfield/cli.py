@@ -4,6 +4,7 @@
     meanfield run --resume RUN.h5
     meanfield compare CONFIG.toml [--output PATH] [--force] [--no-progress]
     meanfield sweep SWEEP.toml [--scheduler ADDRESS] [--workers N] [--serial]
+    meanfield study [NAME [CONFIG.toml] [--quick] [--scheduler ADDRESS] [--workers N] [--serial]]
     meanfield info RUN.h5
     meanfield plot RUN.h5
     meanfield env
@@ -76,6 +77,20 @@ def _parser():
     sweep.add_argument("--workers", type=int, help="LocalCluster worker processes (default: CPUs / threads_per_run)")
     sweep.add_argument("--serial", action="store_true", help="run in this process, one run after the other")
     sweep.set_defaults(handler=_sweep)
+
+    study = sub.add_parser("study", parents=[common], help="list the studies, or run one (plan, runs, report)",
+                           description="Without a name: list the registered studies.  With one: plan its runs "
+                                       "from CONFIG, execute them (a Dask LocalCluster by default, an existing "
+                                       "cluster with --scheduler, or --serial; finished runs are skipped, "
+                                       "interrupted ones resumed), analyse them and write a Markdown report "
+                                       "with figures, tables, the command, the config and the versions.")
+    study.add_argument("name", nargs="?", help="the study to run (omitted: list them)")
+    study.add_argument("config", nargs="?", metavar="CONFIG.toml", help="the study's config")
+    study.add_argument("--quick", action="store_true", help="the study's small version (minutes on a laptop)")
+    study.add_argument("--scheduler", metavar="ADDRESS", help="address of a running Dask scheduler")
+    study.add_argument("--workers", type=int, help="LocalCluster worker processes (default: CPUs)")
+    study.add_argument("--serial", action="store_true", help="run in this process, one run after the other")
+    study.set_defaults(handler=_study)
 
     env = sub.add_parser("env", parents=[common], help="versions for bug reports",
                          description="Print the versions of Python, numpy, numba (and its threading layer), "
@@ -191,6 +206,38 @@ def _sweep(args):
     if any(row["status"] == "failed" for row in rows):
         return EXIT_FAILED
     return EXIT_OK if all(row["status"] == "finished" for row in rows) else EXIT_INTERRUPTED
+
+
+def _study(args):
+    import shlex
+
+    from meanfield import studies
+
+    if args.name is None:
+        for name in studies.STUDIES:
+            study = studies.get(name)
+            print(f"{name:<20} {study.summary}")
+        return EXIT_OK
+    study = studies.get(args.name)
+    if args.config is None and study.needs_config:
+        raise BadInput(f"study {args.name} needs a config: meanfield study {args.name} CONFIG.toml")
+    if args.workers is not None and args.workers < 1:
+        raise BadInput(f"--workers {args.workers}: must be >= 1")
+    command = shlex.join(["meanfield", "study", args.name, *([args.config] if args.config else []),
+                          *(["--quick"] if args.quick else []),
+                          *(["--scheduler", args.scheduler] if args.scheduler else []),
+                          *(["--workers", str(args.workers)] if args.workers else []),
+                          *(["--serial"] if args.serial else [])])
+    result = studies.run_study(study, args.config, quick=args.quick, command=command, scheduler=args.scheduler,
+                               serial=args.serial, workers=args.workers,
+                               log=lambda line: print(f"meanfield: {line}", file=sys.stderr))
+    for finding in result.analysis.findings:
+        print(finding)
+    print(f"report: {result.report}")
+    statuses = {row["status"] for row in result.rows}
+    if "failed" in statuses:
+        return EXIT_FAILED
+    return EXIT_OK if statuses <= {"finished"} else EXIT_INTERRUPTED
 
 
 def _env(args):
