@@ -5,12 +5,15 @@ returns (simulation, outcome, metric rows, path) of that config's run; the run i
 on first use and shared by every module that asks for the same config.
 """
 
+import types
 import warnings
 
+import numpy as np
 import pytest
 
 from meanfield.config import parse
 from meanfield.simulation import Simulation
+from meanfield.storage import write_finite
 
 TWO_LAYER = """\
 seed = 4
@@ -163,3 +166,33 @@ def run_file_fixture(text):
         return _RUNS[text]
 
     return fixture
+
+
+def write_example_finite(path, network, budget=True, quality=True):
+    """Write a /finite group of random numbers (widths 4 and 8, two seeds, three times,
+    runs of ``network``'s layout) into the run file ``path``; returns what was written."""
+    rng = np.random.default_rng(0)
+    times, widths, seeds = np.array([0.0, 0.1, 0.2]), [4, 8], [0, 1]
+    W, S, K = len(widths), len(seeds), len(times)
+    written = {
+        "times": times, "widths": widths, "seeds": seeds,
+        "results": {name: rng.random((W, S, K)) for name in ("distance", "loss", "w2")},
+        "runs": {(i, j): (network, types.SimpleNamespace(status="finished", message="", steps=4,
+                                                         extra={"disjoint": j == 0},
+                                                         states=rng.random((K, network.layout.size))))
+                 for i in range(W) for j in range(S)},
+        "ref_loss": rng.random(K),
+        "curves": {name: rng.random(K) for name in ("alpha", "alpha_low", "alpha_high", "prefactor")},
+        "budget": {"width": 8, "batch": 64, "curves": {name: rng.random((S, K))
+                                                       for name in ("width", "timestep", "sampling", "total")}}
+        if budget else None,
+        "quality": {"coarse_size": [4], "error": rng.random(K), "ratio": 0.1, "status": "finished",
+                    "distance": rng.random(K)} if quality else None,
+    }
+    opts = {"optimizer": "gd", "lr": 0.05, "coupling": "independent", "batch": None, "n_train": None, "layers": 2,
+            "reference": [16], "confidence": 0.9, "reference_solver": "particles", "store_states": True}
+    final = types.SimpleNamespace(alpha=0.5, alpha_low=0.4, alpha_high=0.6, confidence=0.9, method="bootstrap")
+    write_finite(path, opts, times, widths, np.array([4.0, 8.0]), seeds, written["results"], written["runs"],
+                 written["ref_loss"], rng.random(K), written["curves"], final, written["budget"], written["quality"],
+                 {"trusted": True, "warnings": ["one", "two"]}, "exact")
+    return written

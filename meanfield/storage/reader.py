@@ -77,9 +77,12 @@ class RunFile:
     # ------------------------------------------------------------------ metrics
 
     def metrics(self):
-        """{name: (T,) array}, aligned with metrics()["time"]."""
+        """{name: (T,) array}, aligned with metrics()["time"]: the T complete rows (a running
+        file may be read between the appends of one row)."""
         group = self.file.get(schema.METRICS, {})
-        return {name: group[name][()] for name in group}
+        columns = {name: group[name][()] for name in group}
+        count = min((len(values) for values in columns.values()), default=0)
+        return {name: values[:count] for name, values in columns.items()}
 
     def metric_rows(self):
         """The metrics as a list of {name: value} rows."""

@@ -236,7 +236,7 @@ def _kill_when(process, path, ready, timeout=120.0):
             with RunFile(path) as run:
                 if ready(run):
                     break
-        except (OSError, KeyError, ValueError):          # not there yet, or caught mid-write
+        except Exception:                               # not there yet, or read mid-write
             pass
         time.sleep(0.01)
     process.kill()

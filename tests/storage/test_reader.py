@@ -2,15 +2,14 @@
 reduced (radial) runs; refusals of what is not a readable run file."""
 
 import shutil
-import types
 
 import h5py
 import numpy as np
 import pytest
 
-from meanfield.storage import FORMAT_VERSION, RunFile, RunFileError, write_finite
+from meanfield.storage import FORMAT_VERSION, RunFile, RunFileError
 from tests.run_files import (BLOWUP, RADIAL_THREE_LAYER, RADIAL_TWO_LAYER, THREE_LAYER, TWO_LAYER, make_run,
-                             run_file_fixture)
+                             run_file_fixture, write_example_finite)
 
 two_layer = run_file_fixture(TWO_LAYER)
 three_layer = run_file_fixture(THREE_LAYER)
@@ -50,6 +49,15 @@ def test_metrics_are_the_rows_the_run_wrote(request, case):
     with h5py.File(path, "r") as f:
         for name in metrics:
             np.testing.assert_array_equal(metrics[name], f["metrics"][name][()])
+
+
+def test_metrics_of_a_row_being_appended_are_the_complete_rows(tmp_path, two_layer):
+    _, _, rows, path = two_layer
+    copy = shutil.copy(path, tmp_path / "running.h5")
+    with h5py.File(copy, "r+") as f:                     # "time" of the next row written, the rest not yet
+        f["metrics/time"].resize(len(rows) + 1, axis=0)
+    with RunFile(copy) as run:
+        assert run.metric_rows() == rows
 
 
 @CASES
@@ -117,24 +125,8 @@ def test_no_target_without_one(radial_two_layer):
 def test_finite_round_trips(tmp_path, two_layer):
     simulation, _, _, path = two_layer
     copy = shutil.copy(path, tmp_path / "finite.h5")
-    rng = np.random.default_rng(0)
-    times, widths, seeds = np.array([0.0, 0.1, 0.2]), [4, 8], [0, 1]
-    W, S, K = len(widths), len(seeds), len(times)
-    results = {name: rng.random((W, S, K)) for name in ("distance", "loss", "w2")}
-    network = simulation.network
-    runs = {(i, j): (network, types.SimpleNamespace(status="finished", message="", steps=4, extra={"disjoint": j == 0},
-                                                    states=rng.random((K, network.layout.size))))
-            for i in range(W) for j in range(S)}
-    opts = {"optimizer": "gd", "lr": 0.05, "coupling": "independent", "batch": None, "n_train": None, "layers": 2,
-            "reference": [16], "confidence": 0.9, "reference_solver": "particles", "store_states": True}
-    curves = {name: rng.random(K) for name in ("alpha", "alpha_low", "alpha_high", "prefactor")}
-    final = types.SimpleNamespace(alpha=0.5, alpha_low=0.4, alpha_high=0.6, confidence=0.9, method="bootstrap")
-    budget = {"width": 8, "batch": 64, "curves": {name: rng.random((S, K)) for name in ("width", "total")}}
-    quality = {"coarse_size": [4], "error": rng.random(K), "ratio": 0.1, "status": "finished",
-               "distance": rng.random(K)}
-    summary = {"trusted": True, "warnings": ["one", "two"]}
-    write_finite(copy, opts, times, widths, np.array([4.0, 8.0]), seeds, results, runs, rng.random(K),
-                 rng.random(K), curves, final, budget, quality, summary, "exact")
+    written = write_example_finite(copy, simulation.network)
+    network, times, widths, seeds = simulation.network, written["times"], written["widths"], written["seeds"]
     with RunFile(copy) as run:
         f = run.finite()
         assert run.status == "finished"
@@ -143,18 +135,20 @@ def test_finite_round_trips(tmp_path, two_layer):
                       "reference_solver": "particles", "w2_method": "exact"}
     np.testing.assert_array_equal(f["time"], times)
     np.testing.assert_array_equal(f["widths"], widths)
-    for name, values in results.items():
+    np.testing.assert_array_equal(f["reference/loss"], written["ref_loss"])
+    for name, values in written["results"].items():
         np.testing.assert_array_equal(f[name], values)
-    for (i, j), (_, finite_run) in runs.items():
+    for (i, j), (_, finite_run) in written["runs"].items():
         key = f"runs/{widths[i]}/seed_{seeds[j]}"
         assert f[key + "@"] == {"status": "finished", "message": "", "steps": 4, "disjoint": j == 0}
         np.testing.assert_array_equal(f[key + "/readout/weight"], finite_run.states[:, network.layout.fields[-1].slice])
-    for name, values in curves.items():
+    for name, values in written["curves"].items():
         np.testing.assert_array_equal(f[f"summary/{name}"], values)
     assert f["summary@"]["alpha"] == 0.5 and f["summary@"]["warnings"] == "one\ntwo"
-    np.testing.assert_array_equal(f["budget/total_rms"], np.sqrt(np.mean(budget["curves"]["total"] ** 2, axis=0)))
-    np.testing.assert_array_equal(f["reference_quality/error"], quality["error"])
-    assert f["reference_quality@"]["error"] == quality["error"][-1]
+    total = written["budget"]["curves"]["total"]
+    np.testing.assert_array_equal(f["budget/total_rms"], np.sqrt(np.mean(total ** 2, axis=0)))
+    np.testing.assert_array_equal(f["reference_quality/error"], written["quality"]["error"])
+    assert f["reference_quality@"]["error"] == written["quality"]["error"][-1]
 
 
 def test_summary_lines(two_layer):
