@@ -13,7 +13,7 @@ import numpy as np
 
 from meanfield.plotting.common import FORMATS, plt, save
 from meanfield.storage import RunFile
-from meanfield.storage.schema import BUDGET_PARTS, width_label
+from meanfield.storage.schema import BUDGET_PARTS, FINITE_BUDGET, FINITE_QUALITY, FINITE_SUMMARY, width_label
 
 
 def finite_figures(path, formats=FORMATS):
@@ -21,13 +21,13 @@ def finite_figures(path, formats=FORMATS):
     with RunFile(path) as run:
         g = run.finite()
     times, sizes, D, widths = g["time"], g["size"].astype(float), g["distance"], g["widths"]
-    summary = g["summary@"]
+    summary = g[f"{FINITE_SUMMARY}@"]
     alpha, low, high = (float(summary[k]) for k in ("alpha", "alpha_low", "alpha_high"))
-    prefactor = float(g["summary/prefactor"][-1])
-    quality = g.get("reference_quality/error")
-    budget = {name: g[f"budget/{name}_rms"] for name in BUDGET_PARTS} \
-        if "budget@" in g else None
-    budget_width = g["budget@"]["width"] if budget is not None else None
+    prefactor = float(g[f"{FINITE_SUMMARY}/prefactor"][-1])
+    quality = g.get(f"{FINITE_QUALITY}/error")
+    budget = {name: g[f"{FINITE_BUDGET}/{name}_rms"] for name in BUDGET_PARTS} \
+        if f"{FINITE_BUDGET}@" in g else None
+    budget_width = g[f"{FINITE_BUDGET}@"]["width"] if budget is not None else None
     stem = os.path.splitext(os.fspath(path))[0] + "-finite-"
     rms = np.sqrt(np.nanmean(D ** 2, axis=1))                     # (W, K)
     out = {}

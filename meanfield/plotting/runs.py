@@ -13,6 +13,7 @@ import numpy as np
 from meanfield.plotting.common import FORMATS, plt, save
 from meanfield.plotting.finite import finite_figures
 from meanfield.storage import RunFile
+from meanfield.storage.schema import FINITE_SUMMARY
 
 
 def loss_figure(rows, title=None):
@@ -78,7 +79,7 @@ def plot_run(path):
         rows = run.metric_rows()
         if len(rows) > 1:
             written += save(loss_figure(rows, os.path.basename(path)), stem + "-loss")
-        has_finite = "summary@" in (run.finite() or {})
+        has_finite = f"{FINITE_SUMMARY}@" in (run.finite() or {})
         times = run.snapshot_times()
         if len(times) == 0:
             return written

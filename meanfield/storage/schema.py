@@ -67,18 +67,17 @@ REDUCED_FIELD = "layer1/radius"          # present in the snapshots of a reduced
 CHECKPOINT_SLOTS = ("a", "b")
 CHECKPOINT_ATTRIBUTES = ("time", "segment_start", "steps", "integrator", "noise_rng", "wall_time")
 
-FINITE_METRICS = ("distance", "loss", "train_loss", "loss_gap", "cross_term", "half_distance_squared",
-                  "decomposition_residual", "w2")
+FINITE_REFERENCE = "reference"          # subgroups of /finite
+FINITE_RUNS = "runs"
+FINITE_SUMMARY = "summary"
+FINITE_BUDGET = "budget"
+FINITE_QUALITY = "reference_quality"
 BUDGET_PARTS = ("width", "timestep", "sampling", "total")
 
 
 def field_name(field):
     """"<group>/<param>" of a layout field, e.g. "layer1/weight"."""
     return f"{field.group}/{field.name}"
-
-
-def metric_path(name):
-    return f"{METRICS}/{name}"
 
 
 def snapshot_path(name):
@@ -99,4 +98,4 @@ def width_label(width):
 
 
 def finite_run_path(width, seed):
-    return f"{FINITE}/runs/{width_label(width)}/seed_{seed}"
+    return f"{FINITE}/{FINITE_RUNS}/{width_label(width)}/seed_{seed}"

@@ -156,12 +156,12 @@ def write_finite(path, opts, times, widths, sizes, seeds, results, runs, ref_los
         g.create_dataset("widths", data=np.asarray(widths, dtype=np.int64))
         g.create_dataset("size", data=sizes)
         g.create_dataset("seeds", data=np.asarray(seeds, dtype=np.int64))
-        ref = g.create_group("reference")
+        ref = g.create_group(schema.FINITE_REFERENCE)
         ref.create_dataset("loss", data=ref_loss)
         ref.create_dataset("train_loss", data=ref_train_loss)
         for name, values in results.items():
             g.create_dataset(name, data=values)
-        g.create_group("runs")
+        g.create_group(schema.FINITE_RUNS)
         for (i, j), (network, run) in runs.items():
             r = f.create_group(schema.finite_run_path(widths[i], seeds[j]))
             r.attrs["status"] = run.status
@@ -176,7 +176,7 @@ def write_finite(path, opts, times, widths, sizes, seeds, results, runs, ref_los
                     r.create_dataset(schema.field_name(field),
                                      data=run.states[:, field.slice].reshape((len(times),) + field.shape),
                                      **_COMPRESSION)
-        s = g.create_group("summary")
+        s = g.create_group(schema.FINITE_SUMMARY)
         for name, values in curves.items():
             s.create_dataset(name, data=values)
         s.create_dataset("time", data=times)
@@ -187,7 +187,7 @@ def write_finite(path, opts, times, widths, sizes, seeds, results, runs, ref_los
         s.attrs["trusted"] = bool(summary["trusted"])
         s.attrs["warnings"] = "\n".join(summary["warnings"])
         if budget is not None:
-            b = g.create_group("budget")
+            b = g.create_group(schema.FINITE_BUDGET)
             b.attrs["width"] = np.asarray(budget["width"])
             b.attrs["lr"] = opts["lr"]
             b.attrs["batch"] = budget["batch"]
@@ -196,7 +196,7 @@ def write_finite(path, opts, times, widths, sizes, seeds, results, runs, ref_los
                 b.create_dataset(name, data=values)
                 b.create_dataset(f"{name}_rms", data=np.sqrt(np.nanmean(values ** 2, axis=0)))
         if quality is not None:
-            q = g.create_group("reference_quality")
+            q = g.create_group(schema.FINITE_QUALITY)
             q.attrs["reference_size"] = np.asarray(opts["reference"])
             q.attrs["coarse_size"] = np.asarray(quality["coarse_size"])
             q.attrs["error"] = float(quality["error"][-1])
