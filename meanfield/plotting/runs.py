@@ -13,7 +13,7 @@ import numpy as np
 from meanfield.plotting.common import FORMATS, plt, save
 from meanfield.plotting.finite import finite_figures
 from meanfield.storage import RunFile
-from meanfield.storage.schema import FINITE_SUMMARY
+from meanfield.storage.schema import FINITE_SUMMARY, REDUCED_FIELD
 
 
 def loss_figure(rows, title=None):
@@ -87,7 +87,7 @@ def plot_run(path):
         d = config["problem"]["d"]
         if config["model"]["layers"] == 2:
             snapshots = run.snapshots()
-            norms = np.abs(snapshots["layer1/radius"]) if run.reduced else \
+            norms = np.abs(snapshots[REDUCED_FIELD]) if run.reduced else \
                 np.linalg.norm(snapshots["layer1/weight"], axis=-1)
             written += save(particle_figure(times, norms, snapshots["readout/weight"]), stem + "-particles")
         else:
