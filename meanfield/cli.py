@@ -124,7 +124,7 @@ def _run(args):
         if args.config or args.output or args.force:
             raise BadInput("--resume takes the run file alone (its config is stored in it)")
         outcome, rows, path = Simulation.resume(args.resume, progress=progress)
-        config = configuration.parse(_stored_config(path))
+        config = _stored_config(path)
         source = path
     else:
         config = configuration.load(args.config) if args.config else configuration.parse(configuration.default_text())
@@ -151,7 +151,7 @@ def _stored_config(path):
     from meanfield.storage import RunFile
 
     with RunFile(path) as run:
-        return run.config_text
+        return run.config
 
 
 def _info(args):

@@ -17,8 +17,6 @@ import numpy as np
 from meanfield.model import initialization
 from meanfield.problem import inputs, targets
 from meanfield import radial, seeding
-from meanfield.config import ConfigError
-from meanfield.config import parse as parse_config
 from meanfield.flow.controller import Controller, MetricsRecorder, ProgressBar, Schedule, SnapshotRecorder, time_grid
 from meanfield.flow.estimators.closed_form import ClosedFormExpectation
 from meanfield.flow.estimators.samples import SampleExpectation
@@ -157,19 +155,15 @@ class Simulation:
             if status == "finished":
                 raise RunFileError(f"{path} is a finished run; there is nothing to resume")
             if status == "failed":
-                message = run.file.attrs.get("message", "")
-                raise RunFileError(f"{path} is a failed run ({message}); change the config and start a new run")
-            try:
-                config = parse_config(run.config_text)
-            except ConfigError as exc:
-                raise RunFileError(f"{path}: its stored config is invalid: {exc}") from None
+                raise RunFileError(f"{path} is a failed run ({run.message}); change the config and start a new run")
+            config = run.config
             checkpoint = run.checkpoint()
             rows = run.metric_rows()
         simulation = cls(config)
         time = checkpoint["time"] if checkpoint is not None else -1.0
         writer = RunWriter.reopen(path, simulation.network, time)
         try:
-            if "target" not in writer.file:
+            if not writer.has_target:
                 simulation._write_target(writer)
         except BaseException:
             writer.close()

@@ -8,7 +8,7 @@ import pytest
 
 from meanfield.studies.finite_width import ComparisonWarning, check, run_comparison, settings, summary_lines
 from meanfield.config import parse
-from meanfield.storage import OutputExistsError
+from meanfield.storage import OutputExistsError, RunFile
 
 TINY = """\
 seed = {seed}
@@ -47,18 +47,8 @@ def tiny(finite, layers=2, width=64, seed=4, plot="true"):
 
 
 def read_finite(path):
-    out = {}
-    with h5py.File(path, "r") as f:
-        out["status"] = str(f.attrs["status"])
-
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset):
-                out[name] = obj[()]
-            out[name + "@"] = dict(obj.attrs)
-
-        f["finite"].visititems(visit)
-        out["@"] = dict(f["finite"].attrs)
-    return out
+    with RunFile(path) as run:
+        return {"status": run.status, **run.finite()}
 
 
 @pytest.fixture(scope="module")

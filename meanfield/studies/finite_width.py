@@ -4,27 +4,7 @@
 file), reads its snapshots back, trains the finite networks of ``[finite] widths`` for
 every replicate seed with :mod:`meanfield.finite`, measures them against the reference
 with :mod:`meanfield.analysis.comparison` at every snapshot time on the evaluation set, and
-writes everything under ``/finite`` of the same run file:
-
-    /finite                      attrs: status, optimizer, lr, batch, coupling, n_train, layers,
-                                 reference_widths, w2_method, confidence
-    /finite/time                 (K,) the snapshot times
-    /finite/widths               (W,) or (W, 2);  /finite/size (W,) the m of the fit
-                                 (three layers: min(m1, m2));  /finite/seeds (S,)
-    /finite/reference/loss       (K,) R_ref on the evaluation set;  train_loss (K,)
-    /finite/<metric>             (W, S, K): distance (D), loss (R_m), train_loss, loss_gap,
-                                 cross_term, half_distance_squared, decomposition_residual,
-                                 w2 (two layers)
-    /finite/runs/<w>/seed_<s>/<group>/<param>   (K, ...) the finite network's snapshots
-                                 (attrs: status, message, steps, disjoint)
-    /finite/summary              attrs alpha, alpha_low, alpha_high (fit at the final time),
-                                 time, confidence, method, trusted, warnings;
-                                 datasets alpha, alpha_low, alpha_high, prefactor (K,)
-    /finite/budget               attrs width, lr, batch; datasets width, timestep, sampling,
-                                 total (S, K) and their root means over seeds (K,)
-    /finite/reference_quality    attrs reference_size, coarse_size, error, ratio, trusted;
-                                 datasets distance (K,) D(N/4 vs N), error (K,) the estimate of E_N
-
+writes everything under ``/finite`` of the same run file (layout: :mod:`meanfield.storage.schema`),
 and draws ``<run>-finite-alpha.png``, ``<run>-finite-distance.png`` and
 ``<run>-finite-budget.png`` (see :func:`meanfield.plotting.finite_figures`).
 
@@ -38,7 +18,6 @@ import copy
 import os
 import warnings
 
-import h5py
 import numpy as np
 
 from meanfield.analysis import comparison
@@ -50,6 +29,7 @@ from meanfield.finite import FiniteNetwork, FiniteTrainer, couple
 from meanfield.flow.field import Flow
 from meanfield.model.projections import make_projection
 from meanfield.simulation import Simulation
+from meanfield.storage import RunFile, write_finite
 
 DEFAULT_BATCH = 64
 COARSE_RATIO = 4               # the reference's own error: N against N / COARSE_RATIO
@@ -119,15 +99,8 @@ def _label(width):
 
 def read_reference(path, network):
     """(times (K,), states (K, P), status) from a run file's snapshots."""
-    with h5py.File(path, "r") as f:
-        group = f["snapshots"]
-        times = group["time"][()]
-        states = np.empty((len(times), network.layout.size), dtype=group[network.layout.fields[0].group]
-                          [network.layout.fields[0].name].dtype)
-        for field in network.layout.fields:
-            states[:, field.slice] = group[field.group][field.name][()].reshape(len(times), -1)
-        status = str(f.attrs["status"])
-    return times, states, status
+    with RunFile(path) as run:
+        return run.snapshot_times(), run.states(network.layout), run.status
 
 
 CLOSED_FORM_MESSAGE = ("[expectation] method = 'closed_form': the finite-width solver trains on sample sets; "
@@ -364,8 +337,8 @@ def run_comparison(config, path, force=False, progress=False):
         summary.update(reference_error=float(error[-1]), reference_error_ratio=ratio)
     summary["trusted"] = _trust_checks(summary, opts, widths, quality)
 
-    _write(path, opts, times, widths, sizes, seeds, results, runs, f_ref, ref_loss, ref_train_loss, curves, final,
-           budget, quality, summary, w2_method)
+    write_finite(path, opts, times, widths, sizes, seeds, results, runs, ref_loss, ref_train_loss, curves, final,
+                 budget, quality, summary, w2_method)
     if config["output"]["plot"]:
         from meanfield.plotting import finite_figures
 
@@ -409,82 +382,6 @@ def _trust_checks(summary, opts, widths, quality):
                                "reference's particles; replicates share particles")
                 break
     return trusted
-
-
-# --------------------------------------------------------------------------- storage
-
-def _write(path, opts, times, widths, sizes, seeds, results, runs, f_ref, ref_loss, ref_train_loss, curves, final,
-           budget, quality, summary, w2_method):
-    with h5py.File(path, "a") as f:
-        if "finite" in f:
-            del f["finite"]
-        g = f.create_group("finite")
-        g.attrs["status"] = "running"
-        for key in ("optimizer", "lr", "coupling"):
-            g.attrs[key] = opts[key]
-        g.attrs["batch"] = opts["batch"] if opts["batch"] is not None else -1
-        g.attrs["n_train"] = opts["n_train"] if opts["n_train"] is not None else -1
-        g.attrs["layers"] = opts["layers"]
-        g.attrs["reference_widths"] = np.asarray(opts["reference"])
-        g.attrs["confidence"] = opts["confidence"]
-        g.attrs["reference_solver"] = opts["reference_solver"]
-        if w2_method:
-            g.attrs["w2_method"] = w2_method
-        g.create_dataset("time", data=times)
-        g.create_dataset("widths", data=np.asarray(widths, dtype=np.int64))
-        g.create_dataset("size", data=sizes)
-        g.create_dataset("seeds", data=np.asarray(seeds, dtype=np.int64))
-        ref = g.create_group("reference")
-        ref.create_dataset("loss", data=ref_loss)
-        ref.create_dataset("train_loss", data=ref_train_loss)
-        for name, values in results.items():
-            g.create_dataset(name, data=values)
-        runs_group = g.create_group("runs")
-        for (i, j), (network, run) in runs.items():
-            r = runs_group.create_group(f"{_label(widths[i])}/seed_{seeds[j]}")
-            r.attrs["status"] = run.status
-            r.attrs["message"] = run.message
-            r.attrs["steps"] = run.steps
-            r.attrs["disjoint"] = bool(run.extra.get("disjoint", True))
-            for key in ("layer1_indices", "layer2_indices"):
-                if key in run.extra:
-                    r.create_dataset(key, data=run.extra[key])
-            if opts["store_states"]:
-                for field in network.layout.fields:
-                    r.create_dataset(f"{field.group}/{field.name}",
-                                     data=run.states[:, field.slice].reshape((len(times),) + field.shape),
-                                     compression="gzip", compression_opts=1, shuffle=True)
-        s = g.create_group("summary")
-        for name, values in curves.items():
-            s.create_dataset(name, data=values)
-        s.create_dataset("time", data=times)
-        s.attrs["alpha"], s.attrs["alpha_low"], s.attrs["alpha_high"] = final.alpha, final.alpha_low, final.alpha_high
-        s.attrs["time"] = float(times[-1])
-        s.attrs["confidence"] = final.confidence
-        s.attrs["method"] = final.method
-        s.attrs["trusted"] = bool(summary["trusted"])
-        s.attrs["warnings"] = "\n".join(summary["warnings"])
-        if budget is not None:
-            b = g.create_group("budget")
-            b.attrs["width"] = np.asarray(budget["width"])
-            b.attrs["lr"] = opts["lr"]
-            b.attrs["batch"] = budget["batch"]
-            b.create_dataset("time", data=times)
-            for name, values in budget["curves"].items():
-                b.create_dataset(name, data=values)
-                b.create_dataset(f"{name}_rms", data=np.sqrt(np.nanmean(values ** 2, axis=0)))
-        if quality is not None:
-            q = g.create_group("reference_quality")
-            q.attrs["reference_size"] = np.asarray(opts["reference"])
-            q.attrs["coarse_size"] = np.asarray(quality["coarse_size"])
-            q.attrs["error"] = float(quality["error"][-1])
-            q.attrs["ratio"] = quality["ratio"]
-            q.attrs["trusted"] = bool(summary["trusted"])
-            q.attrs["status"] = quality["status"]
-            q.create_dataset("time", data=times)
-            q.create_dataset("distance", data=quality["distance"])
-            q.create_dataset("error", data=quality["error"])
-        g.attrs["status"] = "finished"
 
 
 # --------------------------------------------------------------------------- text

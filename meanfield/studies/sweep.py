@@ -18,16 +18,14 @@ final metrics of every run.
 """
 
 import copy
-import csv
 import itertools
 import os
 import tomllib
 
-import h5py
 import numpy as np
 
 from meanfield.config import ConfigError, parse
-from meanfield.storage import RunFile, RunFileError
+from meanfield.storage import RunFile, RunFileError, write_table
 
 SWEEP_KEYS = ("base", "output", "threads_per_run", "grid")
 METRICS = ("time", "loss", "test_loss", "relative_loss")
@@ -207,14 +205,4 @@ def run_sweep(path, scheduler=None, serial=False, workers=None, log=print):
 
 def write_summary(rows, keys, directory):
     columns = ["name", "status", "action", *keys, *METRICS, "path"]
-    with open(os.path.join(directory, "summary.csv"), "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows({c: row.get(c) for c in columns} for row in rows)
-    with h5py.File(os.path.join(directory, "summary.h5"), "w") as f:
-        for column in columns:
-            values = [row.get(column) for row in rows]
-            if all(isinstance(v, (int, float, np.floating)) and not isinstance(v, bool) for v in values):
-                f.create_dataset(column, data=np.asarray(values, dtype=float))
-            else:
-                f.create_dataset(column, data=np.asarray([str(v) for v in values], dtype=h5py.string_dtype()))
+    write_table(rows, columns, os.path.join(directory, "summary"))

@@ -14,6 +14,7 @@ import pytest
 from meanfield import config as configuration
 from meanfield.simulation import RunStorageError, Simulation
 from meanfield.storage import RunFile, RunFileError, RunWriter
+from meanfield.storage.checkpoint import last_sequence, read_checkpoint, write_checkpoint
 
 BASE = """
 seed = 3
@@ -52,10 +53,7 @@ def contents(path):
     """Everything a run leaves that must not depend on interruptions (wall time aside)."""
     with RunFile(path) as run:
         metrics = {k: v for k, v in run.metrics().items() if k != "wall_time"}
-        snapshots = {}
-        run.file["snapshots"].visititems(
-            lambda name, item: snapshots.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset) else None)
-        return run.status, metrics, snapshots
+        return run.status, metrics, run.snapshots()
 
 
 def assert_same_run(path, reference):
@@ -119,6 +117,26 @@ def test_a_torn_checkpoint_falls_back_to_the_previous_one(tmp_path):
         slot["state"][0] += 1.0
     with RunFile(path) as run:
         assert run.checkpoint()["sequence"] == newest["sequence"] - 1
+
+
+def _payload(sequence, size=5):
+    return {"state": np.full(size, float(sequence)), "time": 0.1 * sequence, "segment_start": 0.0,
+            "steps": sequence, "integrator": "{}", "noise_rng": "", "wall_time": 0.0}
+
+
+def test_slots_alternate_and_the_newest_intact_one_is_read(tmp_path):
+    with h5py.File(tmp_path / "slots.h5", "w") as f:
+        assert read_checkpoint(f) is None and last_sequence(f) == 0
+        for sequence in (1, 2, 3):
+            write_checkpoint(f, sequence, _payload(sequence))
+        assert sorted(f["checkpoint"]) == ["a", "b"] and last_sequence(f) == 3
+        newest = read_checkpoint(f)
+        assert newest["sequence"] == 3 and newest["steps"] == 3 and newest["time"] == 0.1 * 3
+        np.testing.assert_array_equal(newest["state"], np.full(5, 3.0))
+        f["checkpoint/b"].attrs["complete"] = False          # checkpoint 3 torn before its end
+        assert read_checkpoint(f)["sequence"] == 2
+        write_checkpoint(f, 4, _payload(4, size=7))          # another shape replaces the slot's state
+        assert read_checkpoint(f)["sequence"] == 4 and read_checkpoint(f)["state"].shape == (7,)
 
 
 def test_a_full_disk_gives_a_clear_error_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
@@ -210,23 +228,39 @@ def test_a_signal_checkpoints_marks_interrupted_and_exits_non_zero(tmp_path, sig
     assert_same_run(path, reference)
 
 
-@pytest.mark.slow
-def test_killed_writers_never_leave_a_finished_or_torn_file(tmp_path):
-    """kill -9 at random moments: every file resumes to the uninterrupted result or is refused clearly."""
-    (tmp_path / "reference.toml").write_text(LONG.format(path=tmp_path / "reference.h5"))
-    reference = _reference(tmp_path)
-    rng = np.random.default_rng(0)
-    outcomes = {"resumed": 0, "refused": 0}
-    for trial in range(12):
-        process, path = _start(tmp_path, f"kill{trial}")
-        time.sleep(rng.uniform(0.5, 4.0))
-        process.kill()
-        process.communicate()
-        if not path.exists():
-            continue
+def _kill_when(process, path, ready, timeout=120.0):
+    """kill -9 ``process`` as soon as ``ready(run)`` holds for its run file (or once it has exited)."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
         try:
             with RunFile(path) as run:
-                assert run.status != "finished" or process.returncode == 0
+                if ready(run):
+                    break
+        except Exception:                               # not there yet, or read mid-write
+            pass
+        time.sleep(0.01)
+    process.kill()
+    process.communicate()
+
+
+# kill points by the run's progress, not by the clock: after the first, second, ... metric
+# rows, once the file reads finished (before the process has exited), and after it exited
+KILL_POINTS = [lambda run, rows=rows: len(run.metric_rows()) >= rows for rows in (1, 2, 3, 5, 7, 9, 10, 11)] + [
+    lambda run: run.status == "finished", lambda run: False]
+
+
+@pytest.mark.slow
+def test_killed_writers_never_leave_a_finished_or_torn_file(tmp_path):
+    """kill -9 at points of the run's progress: every file resumes to the uninterrupted result, reads as
+    finished only when it equals it, or is refused with one clear line."""
+    (tmp_path / "reference.toml").write_text(LONG.format(path=tmp_path / "reference.h5"))
+    reference = _reference(tmp_path)
+    outcomes = {"resumed": 0, "finished": 0, "refused": 0}
+    for trial, ready in enumerate(KILL_POINTS):
+        process, path = _start(tmp_path, f"kill{trial}")
+        _kill_when(process, path, ready)
+        try:
+            with RunFile(path) as run:
                 finished = run.status == "finished"
         except RunFileError:
             outcomes["refused"] += 1
@@ -240,5 +274,6 @@ def test_killed_writers_never_leave_a_finished_or_torn_file(tmp_path):
                 continue
             assert done.returncode == 0, done.stderr
         assert_same_run(path, reference)
-        outcomes["resumed"] += 1
-    assert outcomes["resumed"] >= 6, outcomes
+        outcomes["finished" if finished else "resumed"] += 1
+    assert outcomes["resumed"] + outcomes["finished"] >= len(KILL_POINTS) - 2, outcomes
+    assert outcomes["finished"] >= 1, outcomes

@@ -1,7 +1,7 @@
-"""The run-file layout of DESIGN §6 on tiny two- and three-layer runs."""
+"""The run-file layout written by RunWriter (README "Run files"), read with plain h5py,
+on tiny two- and three-layer runs."""
 
 import datetime
-import warnings
 
 import h5py
 import numpy as np
@@ -10,107 +10,12 @@ import pytest
 import meanfield
 from meanfield.config import parse
 from meanfield.simulation import Simulation
-from meanfield.storage import FORMAT_VERSION, OutputExistsError, RunFile
+from meanfield.storage import FORMAT_VERSION, OutputExistsError, RunFile, RunWriter
+from tests.run_files import BLOWUP, THREE_LAYER, TWO_LAYER, run_file_fixture
 
-TWO_LAYER = """\
-seed = 4
-
-[problem]
-d = 3
-target = { kind = "teacher", width = 3, activation = "relu", bias = false }
-
-[model]
-layers = 2
-width = 16
-
-[expectation]
-n = 64
-eval_n = 32
-
-[flow]
-time = 0.2
-dt = 0.05
-
-[output]
-snapshots = { count = 3, spacing = "linear" }
-metrics = { count = 5, spacing = "geometric" }
-progress = false
-"""
-
-THREE_LAYER = """\
-seed = 5
-
-[problem]
-d = 3
-target = { kind = "teacher", layers = 3, width = [2, 4], activation = "tanh", bias = true }
-
-[model]
-layers = 3
-width = [12, 8]
-activation = "tanh"
-
-[expectation]
-n = 64
-
-[flow]
-time = 0.2
-dt = 0.05
-
-[output]
-snapshots = { count = 4, spacing = "linear" }
-metrics = { count = 5, spacing = "linear" }
-progress = false
-"""
-
-BLOWUP = """\
-seed = 3
-
-[problem]
-d = 3
-
-[model]
-width = 8
-init = { readout = { law = "normal", scale = 1e3 }, layer1 = { law = "normal", scale = 10.0 } }
-
-[expectation]
-n = 64
-
-[flow]
-time = 200.0
-dt = 10.0
-integrator = "euler"
-
-[output]
-snapshots = { count = 3, spacing = "linear" }
-metrics = { count = 3, spacing = "linear" }
-progress = false
-"""
-
-
-def run(tmp_path, text, name="run.h5"):
-    """Run ``text``; returns (simulation, outcome, rows, path)."""
-    simulation = Simulation(parse(text))
-    path = tmp_path / name
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        outcome, rows, written = simulation.run(path)
-    assert str(written) == str(path)
-    return simulation, outcome, rows, path
-
-
-@pytest.fixture(scope="module")
-def two_layer(tmp_path_factory):
-    return run(tmp_path_factory.mktemp("two"), TWO_LAYER)
-
-
-@pytest.fixture(scope="module")
-def three_layer(tmp_path_factory):
-    return run(tmp_path_factory.mktemp("three"), THREE_LAYER)
-
-
-@pytest.fixture(scope="module")
-def blowup(tmp_path_factory):
-    return run(tmp_path_factory.mktemp("blowup"), BLOWUP)
+two_layer = run_file_fixture(TWO_LAYER)
+three_layer = run_file_fixture(THREE_LAYER)
+blowup = run_file_fixture(BLOWUP)
 
 
 # --------------------------------------------------------------------------- root
@@ -169,16 +74,6 @@ def test_relative_loss_is_loss_over_half_variance(two_layer):
         loss, relative = f["metrics/loss"][()], f["metrics/relative_loss"][()]
     half_var = 0.5 * simulation.expectation.target_variance
     np.testing.assert_allclose(relative, loss / half_var, rtol=1e-12)
-
-
-def test_metrics_of_the_run_file_match_runfile_reader(two_layer):
-    _, _, _, path = two_layer
-    with RunFile(path) as run_file:
-        assert run_file.status == "finished"
-        metrics = run_file.metrics()
-    with h5py.File(path, "r") as f:
-        for name in ("time", "loss", "test_loss", "relative_loss"):
-            np.testing.assert_array_equal(metrics[name], f["metrics"][name][()])
 
 
 # --------------------------------------------------------------------------- snapshots
@@ -320,42 +215,12 @@ def test_writer_refuses_to_overwrite_without_force(tmp_path):
     assert path.read_bytes() == b"keep"
 
 
-# --------------------------------------------------------------------------- RunFile
-
-def test_runfile_refuses_a_foreign_hdf5_file(tmp_path):
-    path = tmp_path / "foreign.h5"
-    with h5py.File(path, "w") as f:
-        f.create_dataset("x", data=np.arange(3))
-        f.attrs["format"] = "something-else"
-    with pytest.raises(ValueError, match="not a meanfield run file"):
-        RunFile(path)
-
-
-def test_runfile_refuses_an_hdf5_file_without_format(tmp_path):
-    path = tmp_path / "plain.h5"
-    with h5py.File(path, "w") as f:
-        f.create_dataset("x", data=np.arange(3))
-    with pytest.raises(ValueError, match="not a meanfield run file"):
-        RunFile(path)
-
-
-def test_runfile_refuses_a_non_hdf5_file(tmp_path):
-    path = tmp_path / "text.h5"
-    path.write_text("this is not HDF5\n")
-    with pytest.raises(ValueError, match="not a readable HDF5 file"):
-        RunFile(path)
-
-
-def test_runfile_refuses_another_format_version(tmp_path):
-    path = tmp_path / "future.h5"
-    with h5py.File(path, "w") as f:
-        f.attrs["format"] = "meanfield-run"
-        f.attrs["format_version"] = FORMAT_VERSION + 1
-        f.attrs["status"] = "finished"
-    with pytest.raises(ValueError, match="format_version"):
-        RunFile(path)
-
-
-def test_runfile_of_a_missing_file(tmp_path):
-    with pytest.raises(FileNotFoundError):
-        RunFile(tmp_path / "missing.h5")
+def test_has_target_says_whether_target_is_written(tmp_path, two_layer):
+    simulation = two_layer[0]
+    writer = RunWriter(tmp_path / "target.h5", TWO_LAYER, simulation.network)
+    try:
+        assert not writer.has_target
+        writer.write_target(simulation.target_arrays, {"kind": "teacher"})
+        assert writer.has_target
+    finally:
+        writer.close()

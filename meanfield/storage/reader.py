@@ -1,0 +1,213 @@
+"""Reading run files (layout: :mod:`meanfield.storage.schema`): ``RunFile(path)``.
+
+Files are opened without HDF5 file locking, so a running file can be followed.  The
+format and its version are checked on opening; anything else raises RunFileError.
+"""
+
+import os
+
+import h5py
+import numpy as np
+
+from meanfield import __version__
+from meanfield.config import ConfigError, parse
+from meanfield.model.networks import build_network
+from meanfield.storage import schema
+from meanfield.storage.checkpoint import read_checkpoint
+from meanfield.storage.errors import RunFileError
+
+
+def reduced_network_builder():
+    """The builder of reduced (radial) networks: the one place that names the radial package
+    (imported here, on use, so that storage does not load it)."""
+    from meanfield.radial import build_radial_network
+
+    return build_radial_network
+
+
+class RunFile:
+    """Read access to a run file; a context manager that closes it."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        if not os.path.exists(self.path):
+            raise FileNotFoundError(f"run file {self.path} does not exist")
+        try:
+            self.file = h5py.File(self.path, "r", locking=False)
+        except OSError as exc:
+            raise RunFileError(f"{self.path} is not a readable HDF5 file ({_first_line(exc)}); "
+                               "it may be truncated or written by another program") from None
+        try:
+            fmt = self.file.attrs.get(schema.FORMAT_ATTR)
+            if fmt != schema.FORMAT:
+                raise RunFileError(f"{self.path} is not a meanfield run file (format attribute {fmt!r})")
+            version = int(self.file.attrs.get(schema.VERSION_ATTR, -1))
+            if version != schema.FORMAT_VERSION:
+                raise RunFileError(f"{self.path} has format_version {version}; this meanfield "
+                                   f"({__version__}) reads version {schema.FORMAT_VERSION}")
+        except Exception:
+            self.file.close()
+            raise
+
+    # ------------------------------------------------------------------ root
+
+    @property
+    def status(self):
+        """running, finished, failed or interrupted."""
+        return str(self.file.attrs[schema.STATUS_ATTR])
+
+    @property
+    def message(self):
+        """Why the run stopped early ("" when it did not)."""
+        return str(self.file.attrs.get(schema.MESSAGE_ATTR, ""))
+
+    @property
+    def config_text(self):
+        """The run's configuration as TOML text."""
+        return str(self.file.attrs[schema.CONFIG_ATTR])
+
+    @property
+    def config(self):
+        """The run's configuration, parsed and validated (RunFileError if it is invalid)."""
+        try:
+            return parse(self.config_text)
+        except ConfigError as exc:
+            raise RunFileError(f"{self.path}: its stored config is invalid: {exc}") from None
+
+    # ------------------------------------------------------------------ metrics
+
+    def metrics(self):
+        """{name: (T,) array}, aligned with metrics()["time"]: the T complete rows (a running
+        file may be read between the appends of one row)."""
+        group = self.file.get(schema.METRICS, {})
+        columns = {name: group[name][()] for name in group}
+        count = min((len(values) for values in columns.values()), default=0)
+        return {name: values[:count] for name, values in columns.items()}
+
+    def metric_rows(self):
+        """The metrics as a list of {name: value} rows."""
+        columns = self.metrics()
+        count = len(columns.get(schema.TIME, ()))
+        return [{name: float(values[k]) for name, values in columns.items()} for k in range(count)]
+
+    # ------------------------------------------------------------------ snapshots
+
+    def snapshot_times(self):
+        """(K,) the snapshot times (empty without snapshots)."""
+        times = schema.snapshot_path(schema.TIME)
+        return self.file[times][()] if times in self.file else np.empty(0)
+
+    def snapshots(self):
+        """{"time": (K,), "<group>/<param>": (K, ...)}: every snapshot."""
+        return self._datasets(schema.SNAPSHOTS, slice(None))
+
+    def snapshot(self, k):
+        """{"time": t_k, "<group>/<param>": array}: snapshot k (negative counts from the end)."""
+        return self._datasets(schema.SNAPSHOTS, k)
+
+    @property
+    def reduced(self):
+        """Whether the snapshots are those of a reduced (radial) network."""
+        return schema.snapshot_path(schema.REDUCED_FIELD) in self.file
+
+    def states(self, layout):
+        """(K, P) the snapshots as flat parameter vectors of ``layout`` (in the stored dtype)."""
+        group = self.file[schema.SNAPSHOTS]
+        first = group[schema.field_name(layout.fields[0])]
+        states = np.empty((first.shape[0], layout.size), dtype=first.dtype)
+        for field in layout.fields:
+            states[:, field.slice] = group[schema.field_name(field)][()].reshape(len(states), -1)
+        return states
+
+    def network(self, k=None):
+        """(network, flat): the network rebuilt from the config and /particle_weights (a
+        reduced one when the snapshots hold layer1/radius), and its state at snapshot ``k``;
+        ``k`` None: the latest stored state, the checkpoint's when it is later than the
+        last snapshot, else the last snapshot."""
+        config = self.config
+        model, d, layers = config["model"], config["problem"]["d"], config["model"]["layers"]
+        groups = ("layer1",) if layers == 2 else ("layer1", "layer2")
+        weights = {g: self.file[schema.particle_weights_path(g)][()] for g in groups}
+        widths = [len(weights[g]) for g in groups]
+        build = reduced_network_builder() if self.reduced else build_network
+        network = build(layers, d, widths[0] if layers == 2 else widths, model["activation"], model["bias"], weights)
+        times = self.snapshot_times()
+        if not len(times):
+            raise RunFileError(f"{self.path} holds no snapshot of its network")
+        checkpoint = self.checkpoint() if k is None else None
+        if checkpoint is not None and checkpoint["time"] > times[-1]:
+            return network, checkpoint["state"]
+        return network, self.states(network.layout)[-1 if k is None else k]
+
+    # ------------------------------------------------------------------ other groups
+
+    def target(self):
+        """(arrays {"<group>/<param>" or name: array}, attrs) of /target, or None without one."""
+        if schema.TARGET not in self.file:
+            return None
+        return self._datasets(schema.TARGET, slice(None)), dict(self.file[schema.TARGET].attrs)
+
+    def finite(self):
+        """The /finite group of ``meanfield compare``, or None without one: {"<path>": array}
+        for every dataset, {"<path>@": attrs} for every dataset and group, "@": the group's attrs."""
+        if schema.FINITE not in self.file:
+            return None
+        out = {}
+
+        def visit(name, item):
+            if isinstance(item, h5py.Dataset):
+                out[name] = item[()]
+            out[name + "@"] = dict(item.attrs)
+
+        group = self.file[schema.FINITE]
+        group.visititems(visit)
+        out["@"] = dict(group.attrs)
+        return out
+
+    def checkpoint(self):
+        """The newest intact checkpoint {attributes, state, sequence}, or None."""
+        return read_checkpoint(self.file)
+
+    def summary_lines(self):
+        """A human-readable summary: status, versions, times, final losses, config."""
+        attrs = self.file.attrs
+        lines = [f"run file: {self.path}",
+                 f"status: {self.status}" + (f" ({self.message})" if schema.MESSAGE_ATTR in attrs else ""),
+                 f"created: {attrs.get(schema.CREATED_ATTR, '?')} by meanfield "
+                 f"{attrs.get(schema.MEANFIELD_VERSION_ATTR, '?')} "
+                 f"(format_version {attrs.get(schema.VERSION_ATTR)})"]
+        rows = self.metric_rows()
+        if rows:
+            last = rows[-1]
+            lines.append(f"metrics: {len(rows)} rows, t = {rows[0]['time']:.6g} .. {last['time']:.6g}")
+            lines.append("final: " + "  ".join(f"{k} = {v:.6g}" for k, v in last.items() if k != "time"))
+        times = self.snapshot_times()
+        if len(times):
+            lines.append(f"snapshots: {len(times)} at t = {times[0]:.6g} .. {times[-1]:.6g}")
+        checkpoint = self.checkpoint()
+        if checkpoint is not None:
+            lines.append(f"checkpoint: t = {float(checkpoint['time']):.6g}")
+        lines.append("config:")
+        lines.extend("    " + line for line in self.config_text.strip().splitlines())
+        return lines
+
+    def _datasets(self, name, index):
+        """{path: dataset[index]} of every dataset under the group ``name`` (empty without it)."""
+        out = {}
+        if name in self.file:
+            self.file[name].visititems(
+                lambda path, item: out.__setitem__(path, item[index]) if isinstance(item, h5py.Dataset) else None)
+        return out
+
+    def close(self):
+        self.file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _first_line(exc):
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
