@@ -164,6 +164,13 @@ class RunFile:
         out["@"] = dict(group.attrs)
         return out
 
+    @property
+    def finite_status(self):
+        """The /finite group's status (finished when ``meanfield compare`` completed), or None without one."""
+        if schema.FINITE not in self.file:
+            return None
+        return self.file[schema.FINITE].attrs.get("status")
+
     def checkpoint(self):
         """The newest intact checkpoint {attributes, state, sequence}, or None."""
         return read_checkpoint(self.file)

@@ -103,7 +103,7 @@ def _describe(params):
 def _complete(job, existing):
     if existing.status != "finished":
         return False
-    return job.kind != "compare" or existing.finite_status() == "finished"
+    return job.kind != "compare" or existing.finite_status == "finished"
 
 
 def execute_job(job, threads):

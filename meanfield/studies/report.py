@@ -3,18 +3,18 @@
     write_report(path, title, analysis, rows, command, config_text)
 
 ``analysis`` is an :class:`Analysis`: findings (sentences that state what the numbers
-show), tables (each also written as CSV beside the report) and figures (PNG paths,
+show), tables (each also written as CSV and HDF5 beside the report) and figures (PNG paths,
 linked relative to the report).  ``rows`` are the executor's rows (one per run: what
 was done, its status, its final metrics).  Versions come from ``meanfield env``.
 """
 
-import csv
 import dataclasses
 import datetime
 import math
 import os
 
 from meanfield.environment import report as environment_report
+from meanfield.storage import write_table
 
 
 @dataclasses.dataclass
@@ -57,15 +57,6 @@ def markdown_table(table):
     return lines
 
 
-def write_csv(path, table):
-    columns = table.header()
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(table.rows)
-    return path
-
-
 def write_report(path, title, analysis, rows, command, config_text):
     """Write the report (and one CSV per table beside it); returns the report's path."""
     here = os.path.dirname(os.path.abspath(path))
@@ -75,7 +66,7 @@ def write_report(path, title, analysis, rows, command, config_text):
     if analysis.findings:
         lines += ["## Findings", ""] + [f"- {finding}" for finding in analysis.findings] + [""]
     for table in analysis.tables:
-        csv_path = write_csv(os.path.join(here, f"{stem}-{table.name}.csv"), table)
+        csv_path, _ = write_table(table.rows, table.header(), os.path.join(here, f"{stem}-{table.name}"))
         lines += [f"## {table.caption}", "", *markdown_table(table), "",
                   f"({os.path.basename(csv_path)})", ""]
     for caption, figure in analysis.figures:

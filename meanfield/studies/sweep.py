@@ -9,12 +9,13 @@ A sweep file (TOML):
     "model.width" = [64, 128, 256]   # dotted config keys -> lists of values
     seed = [0, 1, 2]
 
-expands into the Cartesian product of the grid, one run file per point.  Every run's
-config is validated before anything starts.  Finished runs are skipped, interrupted
-ones resumed, failed ones reported.  Runs execute on a dask.distributed cluster (an
-embedded LocalCluster by default, or ``scheduler="tcp://..."`` for an existing one)
-or serially; ``summary.csv`` and ``summary.h5`` in the output directory gather the
-final metrics of every run.
+expands into the Cartesian product of the grid, one run file per point, executed by
+:mod:`meanfield.studies.executor`: every run's config is validated, and every existing
+file checked to hold its point's config, before anything starts; finished runs are
+skipped, interrupted ones resumed, failed ones reported; on a dask.distributed cluster
+(an embedded LocalCluster by default, or ``scheduler="tcp://..."`` for an existing
+one) or serially.  ``summary.csv`` and ``summary.h5`` in the output directory gather
+the final metrics of every run.
 """
 
 import copy
@@ -22,17 +23,15 @@ import itertools
 import os
 import tomllib
 
-import numpy as np
-
 from meanfield.config import ConfigError, parse
-from meanfield.storage import RunFile, RunFileError, write_table
+from meanfield.storage import write_table
+from meanfield.studies.executor import METRICS, Job, execute
 
 SWEEP_KEYS = ("base", "output", "threads_per_run", "grid")
-METRICS = ("time", "loss", "test_loss", "relative_loss")
 
 
 def load_sweep(path):
-    """The runs of a sweep file: list of {name, params, config_text, path}, all validated."""
+    """The runs of a sweep file (executor Jobs, every config validated), its output directory, keys, threads."""
     try:
         with open(path, "rb") as fh:
             raw = tomllib.load(fh)
@@ -76,7 +75,7 @@ def load_sweep(path):
             parse(text)
         except ConfigError as exc:
             raise ConfigError(f"sweep point {params}: {exc}") from None
-        runs.append({"name": name, "params": params, "config_text": text, "path": config["output"]["path"]})
+        runs.append(Job(name, text, config["output"]["path"], params))
     return {"runs": runs, "output": output, "threads_per_run": threads, "keys": keys}
 
 
@@ -126,79 +125,12 @@ def _value(value):
     raise ConfigError(f"cannot write {value!r} into a config")
 
 
-def execute_run(run, threads):
-    """Run (or resume, or skip) one sweep point; returns its summary row.
-
-    Executed inside Dask workers as well: everything it needs travels in ``run``.
-    """
-    os.environ["MEANFIELD_NUM_THREADS"] = str(threads)
-    from meanfield.simulation import Simulation
-
-    path = run["path"]
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    action = "ran"
-    try:
-        if os.path.exists(path):
-            with RunFile(path) as existing:
-                status = existing.status
-            if status == "finished":
-                action = "skipped"
-            elif status == "failed":
-                action = "failed earlier"
-            else:
-                Simulation.resume(path, progress=False)
-                action = "resumed"
-        else:
-            Simulation(parse(run["config_text"])).run(path, progress=False)
-    except RunFileError as exc:
-        return _row(run, None, f"refused: {exc}")
-    return _row(run, path, action)
-
-
-def _row(run, path, action):
-    row = {"name": run["name"], "path": run["path"], "action": action, **run["params"]}
-    row.update({"status": "missing", **{name: np.nan for name in METRICS}})
-    if path is not None:
-        with RunFile(path) as done:
-            row["status"] = done.status
-            rows = done.metric_rows()
-        if rows:
-            row.update({name: rows[-1][name] for name in METRICS})
-    return row
-
-
 def run_sweep(path, scheduler=None, serial=False, workers=None, log=print):
     """Execute a sweep file; returns the summary rows (also written as CSV and HDF5)."""
     sweep = load_sweep(path)
-    runs, threads = sweep["runs"], sweep["threads_per_run"]
     os.makedirs(sweep["output"], exist_ok=True)
-    client = None
-    if not serial:
-        try:
-            from dask.distributed import Client, LocalCluster
-        except ImportError:
-            log("dask.distributed is not installed: running the sweep serially "
-                "(pip install 'meanfield[dask]' for parallel sweeps)")
-        else:
-            if scheduler:
-                client = Client(scheduler)
-            else:
-                count = workers or max(1, (os.cpu_count() or 1) // threads)
-                client = Client(LocalCluster(n_workers=count, threads_per_worker=1, processes=True,
-                                             dashboard_address=None))
-    try:
-        if client is None:
-            rows = [execute_run(run, threads) for run in runs]
-        else:
-            log(f"running {len(runs)} runs on {client.scheduler.address}")
-            futures = client.map(execute_run, runs, threads=threads, pure=False)
-            rows = client.gather(futures)
-    finally:
-        if client is not None:
-            cluster = client.cluster
-            client.close()
-            if cluster is not None and not scheduler:
-                cluster.close()
+    rows = execute(sweep["runs"], threads=sweep["threads_per_run"], scheduler=scheduler, serial=serial,
+                   workers=workers, log=log)
     write_summary(rows, sweep["keys"], sweep["output"])
     return rows
 

@@ -43,10 +43,10 @@ def final_state(path):
 
 def test_grid_expands_to_validated_runs(tmp_path):
     sweep = load_sweep(write_sweep(tmp_path))
-    assert [run["params"] for run in sweep["runs"]] == [
+    assert [run.params for run in sweep["runs"]] == [
         {"model.width": 8, "seed": 0}, {"model.width": 8, "seed": 1},
         {"model.width": 12, "seed": 0}, {"model.width": 12, "seed": 1}]
-    config = configuration.parse(sweep["runs"][3]["config_text"])
+    config = configuration.parse(sweep["runs"][3].config_text)
     assert config["model"]["width"] == 12 and config["seed"] == 1
     assert config["flow"]["phases"][0]["until"] == 0.1
 
