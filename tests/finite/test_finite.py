@@ -11,7 +11,7 @@ from meanfield.model.initialization import initialize
 from meanfield.model.networks import build_network
 from meanfield.simulation import Simulation
 from tests import reference
-from tests.expectation.test_samples import random_problem
+from tests.flow.estimators.test_samples import random_problem
 
 CASES = [(layers, act, bias) for layers in (2, 3) for act in activations.NAMES for bias in (True, False)]
 
