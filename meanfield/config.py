@@ -432,13 +432,14 @@ def _flow(raw, config):
     flow["projections"] = {}
     for group, spec in proj.items():
         path = f"flow.projections.{group}"
-        spec = {"kind": spec} if isinstance(spec, str) else _table(spec, path, ("kind", "radius"))
+        spec = {"kind": spec} if isinstance(spec, str) else _table(spec, path, ("kind",) + projections.OPTIONS)
         kind = _choice(spec, path + ".kind", projections.KINDS)
-        if kind == "row_mean" and group != "layer2":
-            _fail(path, kind, "row_mean applies to layer2 of a three-layer model only")
+        allowed = projections.PROJECTIONS[kind].groups
+        if allowed is not None and group not in allowed:
+            _fail(path, kind, f"{kind} applies to {', '.join(allowed)} only")
         entry = {"kind": kind}
-        if kind == "ball":
-            entry["radius"] = _float(spec, path + ".radius", 1.0, positive=True)
+        for option, default in projections.PROJECTIONS[kind].options.items():
+            entry[option] = _float(spec, f"{path}.{option}", default, positive=True)
         flow["projections"][group] = entry
     return flow
 

@@ -48,7 +48,7 @@ from meanfield.flow.controller import Tracker
 from meanfield import seeding
 from meanfield.finite import FiniteNetwork, FiniteTrainer, couple
 from meanfield.flow.field import Flow
-from meanfield.model.projections import make_projection
+from meanfield.model.projections import make_projections
 from meanfield.simulation import Simulation
 
 DEFAULT_BATCH = 64
@@ -184,7 +184,7 @@ def make_trainer(simulation, network, optimizer, lr, batch, n_train, replicate_s
     return FiniteTrainer(
         network, lr, optimizer=optimizer, data=data, batch=batch, sampler=sampler,
         weight_decay=flow["weight_decay"], timescale=flow["timescale"], phases=flow["phases"],
-        projections=[make_projection(network, g, s) for g, s in flow["projections"].items()],
+        projections=make_projections(network, flow["projections"]),
         temperature=flow["temperature"], rng=seeding.stream(seed, "batches", replicate_seed))
 
 

@@ -9,6 +9,7 @@ from meanfield.config import parse
 from meanfield.finite import FiniteNetwork, FiniteTrainer, block_indices, couple, step_count
 from meanfield.model.initialization import initialize
 from meanfield.model.networks import build_network
+from meanfield.model.projections import make_projections
 from meanfield.simulation import Simulation
 from tests import reference
 from tests.flow.estimators.test_samples import random_problem
@@ -136,13 +137,11 @@ def test_width_n_gd_agrees_with_the_euler_mean_field_run(tmp_path, layers, activ
     network, state0, _ = couple(net, simulation.initial_state, width, "subsample", 0, 0, config["seed"])
     np.testing.assert_array_equal(state0, simulation.initial_state)
     np.testing.assert_allclose(network.mass(), net.mass(), rtol=1e-14)   # renormalised weights: equal up to rounding
-    from meanfield.model.projections import make_projection
-
     est = simulation.expectation
     flow = config["flow"]
     trainer = FiniteTrainer(network, flow["dt"], data=(est.X, est.y, est.weights), weight_decay=flow["weight_decay"],
                             timescale=flow["timescale"], phases=flow["phases"],
-                            projections=[make_projection(network, g, s) for g, s in flow["projections"].items()])
+                            projections=make_projections(network, flow["projections"]))
     run = trainer.run(state0, times)
     assert run.status == "finished"
     moved = 0.0
