@@ -14,7 +14,7 @@ from importlib import resources
 from meanfield.model import activations, initialization, projections
 from meanfield.problem import inputs, targets
 from meanfield.flow import integrators
-from meanfield.flow.field import GROUPS
+from meanfield.flow.schedule import GROUPS
 
 
 class ConfigError(ValueError):
@@ -410,9 +410,9 @@ def _flow(raw, config):
         "weight_decay": _float(raw, "flow.weight_decay", 0.0, nonnegative=True),
         "temperature": _float(raw, "flow.temperature", 0.0, nonnegative=True),
     }
-    if flow["integrator"] == "adaptive" and flow["temperature"] > 0:
-        _fail("flow.temperature", flow["temperature"],
-              "the adaptive integrator is deterministic; temperature > 0 needs euler, heun or rk4")
+    if flow["integrator"] not in integrators.FIXED_STEP and flow["temperature"] > 0:
+        _fail("flow.temperature", flow["temperature"], f"the {flow['integrator']} integrator is deterministic; "
+              f"temperature > 0 needs a fixed-step one: {', '.join(integrators.FIXED_STEP)}")
     groups = GROUPS if config["model"]["layers"] == 3 else ("layer1", "readout")
     flow["timescale"] = _timescale(raw.get("timescale"), "flow.timescale", groups)
     phases = raw.get("phases", [])

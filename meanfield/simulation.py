@@ -19,11 +19,13 @@ from meanfield.problem import inputs, targets
 from meanfield import radial, seeding
 from meanfield.config import ConfigError
 from meanfield.config import parse as parse_config
-from meanfield.flow.controller import Controller, MetricsRecorder, ProgressBar, Schedule, SnapshotRecorder, time_grid
+from meanfield.flow.controller import Controller
 from meanfield.flow.estimators.closed_form import ClosedFormExpectation
 from meanfield.flow.estimators.samples import SampleExpectation
 from meanfield.flow.field import Flow
 from meanfield.flow.integrators import make_integrator
+from meanfield.flow.schedule import Schedule
+from meanfield.flow.trackers import MetricsRecorder, ProgressBar, SnapshotRecorder, time_grid
 from meanfield.model.networks import build_network
 from meanfield.model.projections import make_projections
 from meanfield.storage import RunFile, RunFileError, RunWriter
@@ -129,7 +131,7 @@ class Simulation:
         (this run's flow, or one of another network on the same problem)."""
         spec = self.config["flow"]
         projections = self.projections if flow is self.flow else make_projections(flow.network, spec["projections"])
-        return Controller(flow, self.make_integrator(), Schedule(flow, spec["timescale"], spec["phases"]),
+        return Controller(flow, self.make_integrator(), Schedule(flow.network.layout, spec["timescale"], spec["phases"]),
                           projections, spec["temperature"], seeding.stream(self.config["seed"], "langevin"),
                           trackers, wall_limit, checkpoint, checkpoint_seconds)
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from meanfield.flow.integrators import DormandPrince, FixedStep, fixed_step_count, make_integrator
+from meanfield.flow.integrators import DormandPrince, FixedStep, make_integrator
+from meanfield.flow.schedule import step_count
 from tests.helpers import small_flow
 
 T = 1.0
@@ -49,8 +50,8 @@ def test_fixed_steps_land_exactly_on_the_end_time():
                                     lambda y, t, h: seen.append((t, h)))
     assert len(seen) == 4 and seen[-1][0] == 1.0
     assert all(h == pytest.approx(0.25) for _, h in seen)
-    assert fixed_step_count(0.0, 1.0, 0.1) == 10
-    assert fixed_step_count(0.0, 0.3, 0.1) == 3
+    assert step_count(0.0, 1.0, 0.1) == 10
+    assert step_count(0.0, 0.3, 0.1) == 3
 
 
 def test_adaptive_lands_exactly_and_solves_linear_decay():
