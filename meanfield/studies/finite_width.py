@@ -45,7 +45,9 @@ from meanfield.analysis import comparison
 from meanfield.problem import inputs
 from meanfield import radial
 from meanfield import seeding
-from meanfield.finite import FiniteNetwork, FiniteTrainer, couple
+from meanfield.finite.coupling import couple
+from meanfield.finite.network import FiniteNetwork
+from meanfield.finite.trainer import FiniteTrainer
 from meanfield.flow.field import Flow
 from meanfield.flow.trackers import StateRecorder
 from meanfield.model.projections import make_projections
