@@ -76,17 +76,6 @@ def test_blow_up_stops_with_the_group_and_keeps_the_last_finite_state():
     assert np.isfinite(outcome.state).all()
 
 
-def test_schedule_switches_time_scales_at_phase_boundaries():
-    flow, _ = small_flow(layers=3, seed=4)
-    phases = [{"until": 1.0, "timescale": {"layer1": 0.0, "layer2": 1.0, "readout": 1.0}},
-              {"until": 2.0, "timescale": {"layer1": 1.0, "layer2": 0.0, "readout": 1.0}}]
-    schedule = Schedule(flow.network.layout, {"layer1": 1.0, "layer2": 1.0, "readout": 1.0}, phases)
-    layout = flow.network.layout
-    assert schedule.kappa(0.0, 1.0)[layout.field("layer1", "weight").slice].max() == 0
-    assert schedule.kappa(1.0, 2.0)[layout.field("layer2", "weight").slice].max() == 0
-    assert schedule.kappa(2.0, 3.0) is None
-
-
 def test_metrics_are_recorded_at_the_requested_times():
     flow, y0 = small_flow(seed=5)
     times = time_grid(1.0, 5, "geometric")
