@@ -10,9 +10,8 @@ Langevin noise
     theta <- theta + sqrt(2 T_emp h kappa) xi,   xi ~ N(0, I)   (Euler--Maruyama)
 
 and checks that every coordinate is finite; the controller also enforces the wall-time
-limit.  When the
-state blows up the run stops with a message naming the time and the group(s), and the
-last finite state is kept.
+limit.  When the state blows up the run stops with a message naming the time and the
+group(s), and the last finite state is kept.
 """
 
 import json

@@ -1,6 +1,8 @@
 """Explicit Runge--Kutta integrators for d y/dt = F(y), with fixed or adaptive steps.
 
-Every scheme is a Butcher tableau (A, b) run by one stepping routine:
+Every scheme is a :class:`Tableau` (A, b, order) of the registry :data:`INTEGRATORS`
+(names :data:`NAMES`, the fixed-step ones :data:`FIXED_STEP`), run by one stepping
+routine:
 
     k_i   = F(y + h sum_{j<i} A_ij k_j)
     y_new = y + h sum_i b_i k_i
@@ -15,9 +17,10 @@ estimates the local error with the embedded 4th-order ones,
 accepts the step when err <= 1, and rescales h by min(5, max(0.2, 0.9 err^(-1/5))).
 
 ``advance(F, y, t0, t1, after_step)`` integrates from t0 to t1 landing exactly on t1:
-fixed-step schemes use n = ceil((t1 - t0)/dt) equal steps of (t1 - t0)/n.  After every
-(accepted) step ``after_step(y, t, h)`` is called; it may change y in place
-(projections, Langevin noise) and may raise to stop the run.
+fixed-step schemes use n = ceil((t1 - t0)/dt) equal steps of (t1 - t0)/n
+(:func:`meanfield.flow.schedule.step_count`).  After every (accepted) step
+``after_step(y, t, h)`` is called; it may change y in place (projections, Langevin
+noise) and may raise to stop the run.
 
 Resuming: ``advance(..., resume_at=(t, k))`` continues a piece [t0, t1] that was left
 at time t after k steps, and ``state()`` / ``restore(state)`` carry the integrator's
@@ -98,7 +101,7 @@ class FixedStep:
         if not dt > 0:
             raise ValueError(f"dt must be > 0, got {dt}")
         self.name, self.dt = name, float(dt)
-        self.A, self.b = INTEGRATORS[name].A, INTEGRATORS[name].b
+        self.tableau = INTEGRATORS[name]
         self.steps = 0
 
     def state(self):
@@ -111,7 +114,7 @@ class FixedStep:
         n = step_count(t0, t1, self.dt)
         h = (t1 - t0) / n
         for k in range(0 if resume_at is None else resume_at[1], n):
-            y = _combine(y, h, self.b, _stages(F, y, h, self.A))
+            y = _combine(y, h, self.tableau.b, _stages(F, y, h, self.tableau.A))
             self.steps += 1
             t = t1 if k == n - 1 else t0 + (k + 1) * h
             if after_step is not None:
