@@ -91,9 +91,7 @@ def _combine(y, h, weights, ks):
 
 
 class FixedStep:
-    """euler, heun or rk4 with step dt."""
-
-    adaptive = False
+    """A fixed-step scheme of :data:`FIXED_STEP` (euler, heun, rk4) with step dt."""
 
     def __init__(self, name, dt):
         if name not in FIXED_STEP:
@@ -125,7 +123,6 @@ class FixedStep:
 class DormandPrince:
     """Adaptive embedded Runge--Kutta 5(4) with error control by rtol and atol."""
 
-    adaptive = True
     SAFETY, MIN_FACTOR, MAX_FACTOR = 0.9, 0.2, 5.0
 
     def __init__(self, rtol=1e-6, atol=1e-9, dt=None):
