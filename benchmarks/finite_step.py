@@ -3,7 +3,7 @@
 Both sides train the same two-layer relu network in mean-field scaling
 (f(x) = (1/m) sum_i a_i relu(<w_i, x> + b_i)) on the same minibatches, in the same
 dtype, with the same update theta <- theta - eta (1/p) dR/dtheta: ours is
-:class:`meanfield.finite.FiniteTrainer.step` (numpy/BLAS products and one compiled
+:class:`meanfield.finite.trainer.FiniteTrainer.step` (numpy/BLAS products and one compiled
 sweep), PyTorch's is forward, ``loss.backward()`` and an in-place update under
 ``torch.no_grad()`` (CPU, its default thread count).  The minibatches are drawn once
 beforehand and cycled, so neither side pays for sampling.  Measurements alternate
@@ -20,7 +20,7 @@ LR = 0.01
 
 
 def _ours(rng, d, m, batch, dtype, batches):
-    from meanfield.finite import FiniteTrainer
+    from meanfield.finite.trainer import FiniteTrainer
     from meanfield.model.initialization import initialize
     from meanfield.model.networks import build_network
 
@@ -34,7 +34,7 @@ def _ours(rng, d, m, batch, dtype, batches):
 
     trainer = FiniteTrainer(network, LR, optimizer="sgd", batch=batch, sampler=sampler)
     grad = np.empty_like(state)
-    return lambda: trainer.step(state, LR, None, grad), (network, state)
+    return lambda: trainer.step(state, LR, LR, None, grad), (network, state)
 
 
 def _torch(torch, network, state, batches):

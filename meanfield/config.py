@@ -14,7 +14,7 @@ from importlib import resources
 from meanfield.model import activations, initialization, projections
 from meanfield.problem import inputs, targets
 from meanfield.flow import integrators
-from meanfield.flow.field import GROUPS
+from meanfield.flow.schedule import GROUPS
 
 
 class ConfigError(ValueError):
@@ -410,9 +410,9 @@ def _flow(raw, config):
         "weight_decay": _float(raw, "flow.weight_decay", 0.0, nonnegative=True),
         "temperature": _float(raw, "flow.temperature", 0.0, nonnegative=True),
     }
-    if flow["integrator"] == "adaptive" and flow["temperature"] > 0:
-        _fail("flow.temperature", flow["temperature"],
-              "the adaptive integrator is deterministic; temperature > 0 needs euler, heun or rk4")
+    if flow["integrator"] not in integrators.FIXED_STEP and flow["temperature"] > 0:
+        _fail("flow.temperature", flow["temperature"], f"the {flow['integrator']} integrator is deterministic; "
+              f"temperature > 0 needs a fixed-step one: {', '.join(integrators.FIXED_STEP)}")
     groups = GROUPS if config["model"]["layers"] == 3 else ("layer1", "readout")
     flow["timescale"] = _timescale(raw.get("timescale"), "flow.timescale", groups)
     phases = raw.get("phases", [])
@@ -432,13 +432,14 @@ def _flow(raw, config):
     flow["projections"] = {}
     for group, spec in proj.items():
         path = f"flow.projections.{group}"
-        spec = {"kind": spec} if isinstance(spec, str) else _table(spec, path, ("kind", "radius"))
+        spec = {"kind": spec} if isinstance(spec, str) else _table(spec, path, ("kind",) + projections.OPTIONS)
         kind = _choice(spec, path + ".kind", projections.KINDS)
-        if kind == "row_mean" and group != "layer2":
-            _fail(path, kind, "row_mean applies to layer2 of a three-layer model only")
+        allowed = projections.PROJECTIONS[kind].groups
+        if allowed is not None and group not in allowed:
+            _fail(path, kind, f"{kind} applies to {', '.join(allowed)} only")
         entry = {"kind": kind}
-        if kind == "ball":
-            entry["radius"] = _float(spec, path + ".radius", 1.0, positive=True)
+        for option, default in projections.PROJECTIONS[kind].options.items():
+            entry[option] = _float(spec, f"{path}.{option}", default, positive=True)
         flow["projections"][group] = entry
     return flow
 

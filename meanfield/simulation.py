@@ -17,13 +17,15 @@ import numpy as np
 from meanfield.model import initialization
 from meanfield.problem import inputs, targets
 from meanfield import radial, seeding
-from meanfield.flow.controller import Controller, MetricsRecorder, ProgressBar, Schedule, SnapshotRecorder, time_grid
+from meanfield.flow.controller import Controller
 from meanfield.flow.estimators.closed_form import ClosedFormExpectation
 from meanfield.flow.estimators.samples import SampleExpectation
 from meanfield.flow.field import Flow
 from meanfield.flow.integrators import make_integrator
+from meanfield.flow.schedule import Schedule
+from meanfield.flow.trackers import MetricsRecorder, ProgressBar, SnapshotRecorder, time_grid
 from meanfield.model.networks import build_network
-from meanfield.model.projections import make_projection
+from meanfield.model.projections import make_projections
 from meanfield.storage import RunFile, RunFileError, RunWriter
 
 def make_input_law(problem):
@@ -94,7 +96,7 @@ class Simulation:
             self.initial_state = initialization.initialize(self.network, model["init"], model_rng, self.dtype)
             self.expectation = self._expectation()
         self.flow = Flow(self.network, self.expectation, flow["weight_decay"])
-        self.projections = [make_projection(self.network, g, s) for g, s in flow["projections"].items()]
+        self.projections = make_projections(self.network, flow["projections"])
 
     def _expectation(self):
         spec, problem = self.config["expectation"], self.config["problem"]
@@ -126,9 +128,8 @@ class Simulation:
         """The controller of this run's integrator, schedule, projections and noise for ``flow``
         (this run's flow, or one of another network on the same problem)."""
         spec = self.config["flow"]
-        projections = self.projections if flow is self.flow else [
-            make_projection(flow.network, g, s) for g, s in spec["projections"].items()]
-        return Controller(flow, self.make_integrator(), Schedule(flow, spec["timescale"], spec["phases"]),
+        projections = self.projections if flow is self.flow else make_projections(flow.network, spec["projections"])
+        return Controller(flow, self.make_integrator(), Schedule(flow.network.layout, spec["timescale"], spec["phases"]),
                           projections, spec["temperature"], seeding.stream(self.config["seed"], "langevin"),
                           trackers, wall_limit, checkpoint, checkpoint_seconds)
 

@@ -2,7 +2,7 @@
 
 from meanfield.flow.estimators.samples import SampleExpectation
 from meanfield.flow.field import Flow
-from tests.expectation.test_samples import random_problem
+from tests.flow.estimators.test_samples import random_problem
 
 
 def small_flow(layers=2, activation="tanh", bias=True, weight_decay=0.0, seed=0, n=200):

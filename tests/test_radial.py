@@ -14,10 +14,12 @@ import scipy.special
 from meanfield.model import activations, initialization
 from meanfield.problem import inputs
 from meanfield import radial
-from meanfield.flow.controller import Controller, MetricsRecorder, Schedule
+from meanfield.flow.controller import Controller
 from meanfield.flow.estimators.samples import SampleExpectation
 from meanfield.flow.field import Flow
 from meanfield.flow.integrators import DormandPrince, FixedStep, make_integrator
+from meanfield.flow.schedule import Schedule, timescale_vector
+from meanfield.flow.trackers import MetricsRecorder
 from meanfield.model.networks import build_network
 from meanfield.model.projections import make_projection
 from tests import reference
@@ -325,7 +327,7 @@ def test_reduced_flow_runs_unchanged_under_flow_integrators_and_controller(layer
                                   rule="sobol", seed=2)
     est = radial.RadialExpectation(LAWS["ball"], RELU_BALL, 3)
     flow = Flow(net, est, weight_decay=0.05)
-    kappa = flow.timescale_vector({"layer1": 0.5, "readout": 2.0})
+    kappa = timescale_vector(net.layout, {"layer1": 0.5, "readout": 2.0})
     F = lambda s: flow.velocity(s, kappa)[0]
     h = 1e-3
     forward = DormandPrince(rtol=1e-12, atol=1e-13).advance(F, y, 0.0, h)
@@ -338,7 +340,7 @@ def test_reduced_flow_runs_unchanged_under_flow_integrators_and_controller(layer
     if layers == 3:
         projections.append(make_projection(net, "layer2", "row_mean"))
     metrics = MetricsRecorder(flow, [0.0, 0.25, 0.5])
-    outcome = Controller(flow, make_integrator("heun", 0.05), Schedule(flow, {"layer1": 1.0, "readout": 1.0}),
+    outcome = Controller(flow, make_integrator("heun", 0.05), Schedule(net.layout, {"layer1": 1.0, "readout": 1.0}),
                          projections, trackers=[metrics]).run(y.copy(), 0.5)
     assert outcome.status == "finished" and len(metrics.rows) == 3
     P = net.layout.unpack(outcome.state)

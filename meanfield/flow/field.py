@@ -9,15 +9,14 @@ moves with its group's time scale kappa:
 
     d theta_k / dt = -kappa_k (1/m_k) dR/dtheta_k = kappa_k (v_k - lambda theta_k)
 
-where v = -(1/m) d(data risk)/dtheta comes from the expectation estimator.  Along the
+where v = -(1/m) d(data risk)/dtheta comes from the expectation estimator and kappa
+from the schedule (:mod:`meanfield.flow.schedule`).  Along the
 flow dR/dt = -sum_k (m_k / kappa_k) (d theta_k/dt)^2  (groups with kappa > 0).
 """
 
 import functools
 
 import numpy as np
-
-GROUPS = ("layer1", "layer2", "readout")
 
 
 class Flow:
@@ -33,16 +32,6 @@ class Flow:
     def mass(self):
         """Per-coordinate particle weights m_k (built on first use: as large as the state)."""
         return self.network.mass()
-
-    def timescale_vector(self, timescale):
-        """Per-coordinate kappa from ``{group: kappa}`` (missing groups: 1)."""
-        unknown = set(timescale) - set(GROUPS)
-        if unknown:
-            raise ValueError(f"unknown group(s) {sorted(unknown)} in timescale; allowed: {', '.join(GROUPS)}")
-        kappa = np.ones(self.network.layout.size)
-        for f in self.network.layout.fields:
-            kappa[f.slice] = timescale.get(f.group, 1.0)
-        return kappa
 
     def velocity(self, flat, kappa=None, out=None):
         """(d theta/dt, data risk) at ``flat``; ``kappa`` is a per-coordinate vector or None (all 1)."""

@@ -1,6 +1,8 @@
 """Explicit Runge--Kutta integrators for d y/dt = F(y), with fixed or adaptive steps.
 
-Every scheme is a Butcher tableau (A, b) run by one stepping routine:
+Every scheme is a :class:`Tableau` (A, b, order) of the registry :data:`INTEGRATORS`
+(names :data:`NAMES`, the fixed-step ones :data:`FIXED_STEP`), run by one stepping
+routine:
 
     k_i   = F(y + h sum_{j<i} A_ij k_j)
     y_new = y + h sum_i b_i k_i
@@ -15,9 +17,10 @@ estimates the local error with the embedded 4th-order ones,
 accepts the step when err <= 1, and rescales h by min(5, max(0.2, 0.9 err^(-1/5))).
 
 ``advance(F, y, t0, t1, after_step)`` integrates from t0 to t1 landing exactly on t1:
-fixed-step schemes use n = ceil((t1 - t0)/dt) equal steps of (t1 - t0)/n.  After every
-(accepted) step ``after_step(y, t, h)`` is called; it may change y in place
-(projections, Langevin noise) and may raise to stop the run.
+fixed-step schemes use n = ceil((t1 - t0)/dt) equal steps of (t1 - t0)/n
+(:func:`meanfield.flow.schedule.step_count`).  After every (accepted) step
+``after_step(y, t, h)`` is called; it may change y in place (projections, Langevin
+noise) and may raise to stop the run.
 
 Resuming: ``advance(..., resume_at=(t, k))`` continues a piece [t0, t1] that was left
 at time t after k steps, and ``state()`` / ``restore(state)`` carry the integrator's
@@ -25,30 +28,46 @@ own state (step counters, the adaptive step size), so that an interrupted and re
 integration takes exactly the steps of an uninterrupted one.
 """
 
-import math
+from dataclasses import dataclass
 
 import numpy as np
 
-NAMES = ("euler", "heun", "rk4", "adaptive")
+from meanfield.flow.schedule import step_count
 
-TABLEAUS = {
-    "euler": ([], [1.0]),
-    "heun": ([[1.0]], [0.5, 0.5]),
-    "rk4": ([[0.5], [0.0, 0.5], [0.0, 0.0, 1.0]], [1 / 6, 1 / 3, 1 / 3, 1 / 6]),
+
+@dataclass(frozen=True)
+class Tableau:
+    """An explicit Butcher tableau: rows A (stage i uses A[i-1]), weights b, the order of
+    the b-solution, and embedded weights bhat (adaptive schemes only)."""
+
+    A: tuple
+    b: tuple
+    order: int
+    bhat: tuple = None
+
+    @property
+    def adaptive(self):
+        return self.bhat is not None
+
+
+INTEGRATORS = {
+    "euler": Tableau((), (1.0,), 1),
+    "heun": Tableau(((1.0,),), (0.5, 0.5), 2),
+    "rk4": Tableau(((0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)), (1 / 6, 1 / 3, 1 / 3, 1 / 6), 4),
+    # Dormand & Prince (1980), RK5(4)7M.
+    "adaptive": Tableau(
+        ((1 / 5,),
+         (3 / 40, 9 / 40),
+         (44 / 45, -56 / 15, 32 / 9),
+         (19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729),
+         (9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656),
+         (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84)),
+        (35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0),
+        5,
+        (5179 / 57600, 0.0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40)),
 }
-ORDERS = {"euler": 1, "heun": 2, "rk4": 4, "adaptive": 5}
-
-# Dormand & Prince (1980), RK5(4)7M.
-DOPRI_A = [
-    [1 / 5],
-    [3 / 40, 9 / 40],
-    [44 / 45, -56 / 15, 32 / 9],
-    [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729],
-    [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656],
-    [35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84],
-]
-DOPRI_B = [35 / 384, 0.0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0.0]
-DOPRI_BHAT = [5179 / 57600, 0.0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40]
+NAMES = tuple(INTEGRATORS)
+FIXED_STEP = tuple(name for name, tableau in INTEGRATORS.items() if not tableau.adaptive)
 
 
 def _stages(F, y, h, A):
@@ -71,23 +90,16 @@ def _combine(y, h, weights, ks):
     return out
 
 
-def fixed_step_count(t0, t1, dt):
-    """Number of equal steps of size <= dt (up to rounding) that cover [t0, t1]."""
-    return max(1, math.ceil((t1 - t0) / dt - 1e-9))
-
-
 class FixedStep:
-    """euler, heun or rk4 with step dt."""
-
-    adaptive = False
+    """A fixed-step scheme of :data:`FIXED_STEP` (euler, heun, rk4) with step dt."""
 
     def __init__(self, name, dt):
-        if name not in TABLEAUS:
-            raise ValueError(f"unknown fixed-step integrator {name!r}; allowed: {', '.join(TABLEAUS)}")
+        if name not in FIXED_STEP:
+            raise ValueError(f"unknown fixed-step integrator {name!r}; allowed: {', '.join(FIXED_STEP)}")
         if not dt > 0:
             raise ValueError(f"dt must be > 0, got {dt}")
         self.name, self.dt = name, float(dt)
-        self.A, self.b = TABLEAUS[name]
+        self.tableau = INTEGRATORS[name]
         self.steps = 0
 
     def state(self):
@@ -97,10 +109,10 @@ class FixedStep:
         self.steps = int(state["steps"])
 
     def advance(self, F, y, t0, t1, after_step=None, resume_at=None):
-        n = fixed_step_count(t0, t1, self.dt)
+        n = step_count(t0, t1, self.dt)
         h = (t1 - t0) / n
         for k in range(0 if resume_at is None else resume_at[1], n):
-            y = _combine(y, h, self.b, _stages(F, y, h, self.A))
+            y = _combine(y, h, self.tableau.b, _stages(F, y, h, self.tableau.A))
             self.steps += 1
             t = t1 if k == n - 1 else t0 + (k + 1) * h
             if after_step is not None:
@@ -111,13 +123,13 @@ class FixedStep:
 class DormandPrince:
     """Adaptive embedded Runge--Kutta 5(4) with error control by rtol and atol."""
 
-    adaptive = True
     SAFETY, MIN_FACTOR, MAX_FACTOR = 0.9, 0.2, 5.0
 
     def __init__(self, rtol=1e-6, atol=1e-9, dt=None):
         if not (rtol > 0 and atol >= 0):
             raise ValueError("adaptive integrator needs rtol > 0 and atol >= 0")
         self.name, self.rtol, self.atol = "adaptive", float(rtol), float(atol)
+        self.tableau = INTEGRATORS["adaptive"]
         self.h = dt
         self.steps = self.rejected = 0
 
@@ -146,9 +158,9 @@ class DormandPrince:
         while t < t1:
             last = self.h >= (t1 - t) * (1 - 1e-12)
             h = (t1 - t) if last else self.h
-            ks = _stages(F, y, h, DOPRI_A)
-            y_new = _combine(y, h, DOPRI_B, ks)
-            err = _combine(np.zeros_like(y), h, np.subtract(DOPRI_B, DOPRI_BHAT), ks)
+            ks = _stages(F, y, h, self.tableau.A)
+            y_new = _combine(y, h, self.tableau.b, ks)
+            err = _combine(np.zeros_like(y), h, np.subtract(self.tableau.b, self.tableau.bhat), ks)
             norm = self._error_norm(y, y_new, err)
             factor = self.SAFETY * norm ** -0.2 if norm > 0 else self.MAX_FACTOR
             factor = min(self.MAX_FACTOR, max(self.MIN_FACTOR, factor))
@@ -168,8 +180,10 @@ class DormandPrince:
 
 
 def make_integrator(name, dt=None, rtol=1e-6, atol=1e-9):
-    if name == "adaptive":
+    """The integrator ``name`` of :data:`INTEGRATORS` (dt: the fixed step, or the adaptive first step)."""
+    if name not in INTEGRATORS:
+        raise ValueError(f"unknown integrator {name!r}; allowed: {', '.join(NAMES)}")
+    if INTEGRATORS[name].adaptive:
         return DormandPrince(rtol, atol, dt)
-    if name in TABLEAUS:
-        return FixedStep(name, dt)
-    raise ValueError(f"unknown integrator {name!r}; allowed: {', '.join(NAMES)}")
+    return FixedStep(name, dt)
+

@@ -6,11 +6,15 @@
                For layer1 the vector is (w_i, b_i); for readout a_j; for layer2
                (W_j, b_j) with the mean-field norm ||W_j||^2 = sum_i p_i W_ji^2, so the
                radius does not grow with M1.
+
+The registry :data:`PROJECTIONS` maps each kind to a :class:`Kind`: the groups it
+applies to and its options with their defaults (positive numbers); the configuration
+takes the kinds (:data:`KINDS`) and options (:data:`OPTIONS`) from it.
 """
 
-import numpy as np
+from dataclasses import dataclass, field
 
-KINDS = ("row_mean", "ball")
+import numpy as np
 
 
 class RowMean:
@@ -49,13 +53,35 @@ class Ball:
             x *= factor.reshape((-1,) + (1,) * (x.ndim - 1)).astype(x.dtype)
 
 
+@dataclass(frozen=True)
+class Kind:
+    """A projection kind: ``build(network, group, **options)``, the groups it applies to
+    (None: any group of the network) and ``{option: default}``."""
+
+    build: type
+    groups: tuple = None
+    options: dict = field(default_factory=dict)
+
+
+PROJECTIONS = {
+    "row_mean": Kind(RowMean, groups=("layer2",)),
+    "ball": Kind(Ball, options={"radius": 1.0}),
+}
+KINDS = tuple(PROJECTIONS)
+OPTIONS = tuple(sorted({option for kind in PROJECTIONS.values() for option in kind.options}))
+
+
 def make_projection(network, group, spec):
     """From a config entry: "row_mean" or {kind = "ball", radius = R}."""
     if isinstance(spec, str):
         spec = {"kind": spec}
     kind = spec.get("kind")
-    if kind == "row_mean":
-        return RowMean(network, group)
-    if kind == "ball":
-        return Ball(network, group, spec.get("radius", 1.0))
-    raise ValueError(f"unknown projection {kind!r}; allowed: {', '.join(KINDS)}")
+    if kind not in PROJECTIONS:
+        raise ValueError(f"unknown projection {kind!r}; allowed: {', '.join(KINDS)}")
+    entry = PROJECTIONS[kind]
+    return entry.build(network, group, **{option: spec.get(option, default) for option, default in entry.options.items()})
+
+
+def make_projections(network, specs):
+    """The projections of a config's ``[flow] projections`` table {group: spec}, in its order."""
+    return [make_projection(network, group, spec) for group, spec in specs.items()]

@@ -23,11 +23,13 @@ import numpy as np
 from meanfield.analysis import comparison
 from meanfield.problem import inputs
 from meanfield import radial
-from meanfield.flow.controller import Tracker
 from meanfield import seeding
-from meanfield.finite import FiniteNetwork, FiniteTrainer, couple
+from meanfield.finite.coupling import couple
+from meanfield.finite.network import FiniteNetwork
+from meanfield.finite.trainer import FiniteTrainer
 from meanfield.flow.field import Flow
-from meanfield.model.projections import make_projection
+from meanfield.flow.trackers import StateRecorder
+from meanfield.model.projections import make_projections
 from meanfield.simulation import Simulation
 from meanfield.storage import RunFile, write_finite
 
@@ -157,19 +159,8 @@ def make_trainer(simulation, network, optimizer, lr, batch, n_train, replicate_s
     return FiniteTrainer(
         network, lr, optimizer=optimizer, data=data, batch=batch, sampler=sampler,
         weight_decay=flow["weight_decay"], timescale=flow["timescale"], phases=flow["phases"],
-        projections=[make_projection(network, g, s) for g, s in flow["projections"].items()],
+        projections=make_projections(network, flow["projections"]),
         temperature=flow["temperature"], rng=seeding.stream(seed, "batches", replicate_seed))
-
-
-class _Recorder(Tracker):
-    def __init__(self, wanted, cuts):
-        self.wanted = {float(t) for t in wanted}
-        self.times = sorted(self.wanted | {float(t) for t in cuts})
-        self.states = {}
-
-    def record(self, t, y):
-        if t in self.wanted:
-            self.states[t] = y.copy()
 
 
 def coarse_reference(simulation, times):
@@ -182,7 +173,7 @@ def coarse_reference(simulation, times):
         [max(1, w // COARSE_RATIO) for w in ref.widths]
     network, state, _ = couple(ref, simulation.initial_state, coarse, "subsample", 0, 0, seed)
     mf = Flow(network, simulation.expectation, flow["weight_decay"])
-    recorder = _Recorder(times, simulation.recording_times()[0])
+    recorder = StateRecorder(times, simulation.recording_times()[0])
     outcome = simulation.make_controller(mf, [recorder]).run(state.astype(simulation.dtype), flow["time"])
     states = np.full((len(times), network.layout.size), np.nan)
     for k, t in enumerate(times):

@@ -6,12 +6,16 @@ import pytest
 
 from meanfield.model import activations
 from meanfield.config import parse
-from meanfield.finite import FiniteNetwork, FiniteTrainer, block_indices, couple, step_count
+from meanfield.finite.coupling import block_indices, couple
+from meanfield.finite.network import FiniteNetwork
+from meanfield.finite.trainer import FiniteTrainer
+from meanfield.flow.schedule import step_count
 from meanfield.model.initialization import initialize
 from meanfield.model.networks import build_network
+from meanfield.model.projections import make_projections
 from meanfield.simulation import Simulation
 from tests import reference
-from tests.expectation.test_samples import random_problem
+from tests.flow.estimators.test_samples import random_problem
 
 CASES = [(layers, act, bias) for layers in (2, 3) for act in activations.NAMES for bias in (True, False)]
 
@@ -46,7 +50,7 @@ def test_a_step_is_minus_lr_kappa_over_mass_times_the_penalised_gradient(layers)
     timescale = {"layer1": 0.5, "readout": 2.0} | ({"layer2": 0.0} if layers == 3 else {})
     trainer = FiniteTrainer(net, h, data=(X, y, omega), weight_decay=lam, timescale=timescale)
     state = flat.copy()
-    trainer.step(state, h, trainer.kappa(0.0, h), np.empty_like(state))
+    trainer.step(state, h, h, trainer.schedule.kappa(0.0, h), np.empty_like(state))
     mass = net.mass()
     finite = FiniteNetwork(net)
     risk = lambda th: finite.data_risk(th, X, y, omega) + 0.5 * lam * mass @ th ** 2
@@ -62,12 +66,12 @@ def test_a_step_is_minus_lr_kappa_over_mass_times_the_penalised_gradient(layers)
 
 @pytest.mark.parametrize("layers", (2, 3))
 def test_gradient_in_blocks_of_rows_is_the_same(layers, monkeypatch):
-    from meanfield import finite
+    from meanfield.finite import network as finite_network
 
     net, flat, X, y, omega = random_problem(layers, "sigmoid", True, seed=6, n=1000)
     whole = np.empty_like(flat)
     loss = FiniteNetwork(net).scaled_gradient(flat, X, y, omega, whole)
-    monkeypatch.setattr(finite, "CHUNK_ELEMENTS", 7 * max(net.widths))          # blocks of 7 rows
+    monkeypatch.setattr(finite_network, "CHUNK_ELEMENTS", 7 * max(net.widths))          # blocks of 7 rows
     blocks = np.empty_like(flat)
     assert FiniteNetwork(net).scaled_gradient(flat, X, y, omega, blocks) == pytest.approx(loss, rel=1e-12)
     np.testing.assert_allclose(blocks, whole, rtol=1e-11, atol=1e-14)
@@ -136,13 +140,11 @@ def test_width_n_gd_agrees_with_the_euler_mean_field_run(tmp_path, layers, activ
     network, state0, _ = couple(net, simulation.initial_state, width, "subsample", 0, 0, config["seed"])
     np.testing.assert_array_equal(state0, simulation.initial_state)
     np.testing.assert_allclose(network.mass(), net.mass(), rtol=1e-14)   # renormalised weights: equal up to rounding
-    from meanfield.model.projections import make_projection
-
     est = simulation.expectation
     flow = config["flow"]
     trainer = FiniteTrainer(network, flow["dt"], data=(est.X, est.y, est.weights), weight_decay=flow["weight_decay"],
                             timescale=flow["timescale"], phases=flow["phases"],
-                            projections=[make_projection(network, g, s) for g, s in flow["projections"].items()])
+                            projections=make_projections(network, flow["projections"]))
     run = trainer.run(state0, times)
     assert run.status == "finished"
     moved = 0.0
@@ -224,7 +226,7 @@ def test_online_sgd_steps_average_to_the_population_gradient_step():
     total = np.zeros_like(flat)
     for _ in range(4000):
         state = flat.copy()
-        trainer.step(state, 1.0, None, np.empty_like(flat))
+        trainer.step(state, 1.0, 1.0, None, np.empty_like(flat))
         total += flat - state
     mean = total / 4000
     assert np.linalg.norm(mean - grad) < 0.05 * np.linalg.norm(grad)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from meanfield.model.networks import build_network
-from meanfield.model.projections import make_projection
+from meanfield.model.projections import KINDS, OPTIONS, PROJECTIONS, Ball, RowMean, make_projection, make_projections
 
 
 def test_row_mean_keeps_the_p_weighted_mean_and_makes_rows_constant():
@@ -39,5 +39,17 @@ def test_bad_projections_are_refused():
     net = build_network(2, 2, 3, "relu", True)
     with pytest.raises(ValueError, match="row_mean"):
         make_projection(net, "layer1", "row_mean")
+    with pytest.raises(ValueError, match="allowed: row_mean, ball"):
+        make_projection(net, "layer1", {"kind": "sphere"})
+
+
+def test_registry_of_kinds_and_the_configs_projections():
+    assert KINDS == ("row_mean", "ball") and OPTIONS == ("radius",)
+    assert PROJECTIONS["row_mean"].groups == ("layer2",) and PROJECTIONS["row_mean"].options == {}
+    assert PROJECTIONS["ball"].groups is None and PROJECTIONS["ball"].options == {"radius": 1.0}
+    net = build_network(3, 2, (5, 4), "relu", True)
+    made = make_projections(net, {"layer2": {"kind": "row_mean"}, "readout": "ball"})
+    assert [type(p) for p in made] == [RowMean, Ball]
+    assert made[1].group == "readout" and made[1].radius == 1.0          # the registry's default
     with pytest.raises(ValueError, match="allowed: row_mean, ball"):
         make_projection(net, "layer1", {"kind": "sphere"})

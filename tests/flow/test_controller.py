@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 
-from meanfield.flow.controller import Controller, MetricsRecorder, Schedule, time_grid
+from meanfield.flow.controller import Controller
 from meanfield.flow.field import Flow
 from meanfield.flow.integrators import FixedStep
+from meanfield.flow.schedule import Schedule
+from meanfield.flow.trackers import MetricsRecorder, time_grid
 from meanfield.model.networks import build_network
 from meanfield.model.projections import make_projection
 from tests.helpers import ZeroData, small_flow
@@ -20,7 +22,7 @@ def test_langevin_noise_gives_the_ornstein_uhlenbeck_variance():
     net = build_network(2, 50, 2000, "relu", bias=True)
     lam, temperature, t = 2.0, 0.3, 1.0
     flow = Flow(net, ZeroData(), weight_decay=lam)
-    schedule = Schedule(flow, {"layer1": 0.5, "layer2": 1.0, "readout": 0.0})
+    schedule = Schedule(net.layout, {"layer1": 0.5, "layer2": 1.0, "readout": 0.0})
     controller = Controller(flow, FixedStep("euler", 1e-3), schedule, temperature=temperature,
                             noise_rng=np.random.default_rng(0))
     outcome = controller.run(np.zeros(net.layout.size), t)
@@ -39,7 +41,7 @@ def test_langevin_noise_is_reproducible():
     flow, y0 = small_flow(seed=1)
     runs = []
     for _ in range(2):
-        controller = Controller(flow, FixedStep("heun", 0.01), Schedule(flow, {}), temperature=0.1,
+        controller = Controller(flow, FixedStep("heun", 0.01), Schedule(flow.network.layout), temperature=0.1,
                                 noise_rng=np.random.default_rng(7))
         runs.append(controller.run(y0.copy(), 0.1).state)
     assert np.array_equal(*runs)
@@ -61,35 +63,24 @@ def test_row_mean_projection_is_applied_after_every_step():
         def record(self, t, y):
             pass
 
-    Controller(flow, FixedStep("euler", 0.01), Schedule(flow, {}), [projection], trackers=[Watch()]).run(y0, 0.05)
+    Controller(flow, FixedStep("euler", 0.01), Schedule(net.layout), [projection], trackers=[Watch()]).run(y0, 0.05)
     assert len(seen) == 5 and max(seen) < 1e-12
 
 
 def test_blow_up_stops_with_the_group_and_keeps_the_last_finite_state():
     flow, y0 = small_flow(layers=2, activation="relu", seed=3)
     y0 = y0 * 50
-    outcome = Controller(flow, FixedStep("euler", 50.0), Schedule(flow, {})).run(y0, 1e4)
+    outcome = Controller(flow, FixedStep("euler", 50.0), Schedule(flow.network.layout)).run(y0, 1e4)
     assert outcome.status == "failed"
     assert "non-finite values in" in outcome.message and "at t =" in outcome.message
     assert np.isfinite(outcome.state).all()
-
-
-def test_schedule_switches_time_scales_at_phase_boundaries():
-    flow, _ = small_flow(layers=3, seed=4)
-    phases = [{"until": 1.0, "timescale": {"layer1": 0.0, "layer2": 1.0, "readout": 1.0}},
-              {"until": 2.0, "timescale": {"layer1": 1.0, "layer2": 0.0, "readout": 1.0}}]
-    schedule = Schedule(flow, {"layer1": 1.0, "layer2": 1.0, "readout": 1.0}, phases)
-    layout = flow.network.layout
-    assert schedule.kappa(0.0, 1.0)[layout.field("layer1", "weight").slice].max() == 0
-    assert schedule.kappa(1.0, 2.0)[layout.field("layer2", "weight").slice].max() == 0
-    assert schedule.kappa(2.0, 3.0) is None
 
 
 def test_metrics_are_recorded_at_the_requested_times():
     flow, y0 = small_flow(seed=5)
     times = time_grid(1.0, 5, "geometric")
     recorder = MetricsRecorder(flow, times)
-    Controller(flow, FixedStep("rk4", 0.1), Schedule(flow, {}), trackers=[recorder]).run(y0, 1.0)
+    Controller(flow, FixedStep("rk4", 0.1), Schedule(flow.network.layout), trackers=[recorder]).run(y0, 1.0)
     assert [row["time"] for row in recorder.rows] == list(times)
     assert recorder.rows[0]["loss"] == pytest.approx(flow.expectation.loss(flow.network, y0))
     assert all(row["relative_loss"] == pytest.approx(row["loss"] / (0.5 * flow.expectation.target_variance))

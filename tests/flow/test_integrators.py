@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from meanfield.flow.integrators import DormandPrince, FixedStep, fixed_step_count, make_integrator
+from meanfield.flow.integrators import FIXED_STEP, INTEGRATORS, NAMES, DormandPrince, FixedStep, make_integrator
+from meanfield.flow.schedule import step_count
 from tests.helpers import small_flow
 
 T = 1.0
@@ -17,13 +18,14 @@ def problem():
     return F, y0, exact
 
 
-@pytest.mark.parametrize("name,order,dts", [
-    ("euler", 1, (0.02, 0.01, 0.005)),
-    ("heun", 2, (0.05, 0.025, 0.0125)),
-    ("rk4", 4, (0.2, 0.1, 0.05)),
+@pytest.mark.parametrize("name,dts", [
+    ("euler", (0.02, 0.01, 0.005)),
+    ("heun", (0.05, 0.025, 0.0125)),
+    ("rk4", (0.2, 0.1, 0.05)),
 ])
-def test_order_by_step_halving(problem, name, order, dts):
+def test_order_by_step_halving(problem, name, dts):
     F, y0, exact = problem
+    order = INTEGRATORS[name].order
     errors = [np.abs(FixedStep(name, dt).advance(F, y0, 0.0, T) - exact).max() for dt in dts]
     slopes = np.log2(np.array(errors[:-1]) / np.array(errors[1:]))
     assert np.all(np.abs(slopes - order) < 0.15), slopes
@@ -49,8 +51,8 @@ def test_fixed_steps_land_exactly_on_the_end_time():
                                     lambda y, t, h: seen.append((t, h)))
     assert len(seen) == 4 and seen[-1][0] == 1.0
     assert all(h == pytest.approx(0.25) for _, h in seen)
-    assert fixed_step_count(0.0, 1.0, 0.1) == 10
-    assert fixed_step_count(0.0, 0.3, 0.1) == 3
+    assert step_count(0.0, 1.0, 0.1) == 10
+    assert step_count(0.0, 0.3, 0.1) == 3
 
 
 def test_adaptive_lands_exactly_and_solves_linear_decay():
@@ -66,3 +68,20 @@ def test_unknown_integrator_and_bad_dt_are_refused():
         make_integrator("leapfrog", 0.1)
     with pytest.raises(ValueError, match="dt must be > 0"):
         make_integrator("euler", 0.0)
+
+
+def test_registry_of_tableaus():
+    assert NAMES == ("euler", "heun", "rk4", "adaptive") and FIXED_STEP == ("euler", "heun", "rk4")
+    assert [INTEGRATORS[name].order for name in NAMES] == [1, 2, 4, 5]
+    for name, tableau in INTEGRATORS.items():
+        assert len(tableau.b) == len(tableau.A) + 1 and all(len(row) == i + 1 for i, row in enumerate(tableau.A))
+        assert sum(tableau.b) == pytest.approx(1, abs=1e-15)
+        assert tableau.adaptive == (name not in FIXED_STEP)
+        if tableau.adaptive:
+            assert sum(tableau.bhat) == pytest.approx(1, abs=1e-15)
+        integrator = make_integrator(name, 0.1)
+        assert isinstance(integrator, DormandPrince if tableau.adaptive else FixedStep) and integrator.name == name
+    with pytest.raises(ValueError, match="allowed: euler, heun, rk4, adaptive"):
+        make_integrator("leapfrog", 0.1)
+    with pytest.raises(ValueError, match="allowed: euler, heun, rk4"):
+        FixedStep("adaptive", 0.1)

@@ -5,8 +5,8 @@ import pytest
 import scipy.linalg
 
 from meanfield.model import activations
-from meanfield.flow.controller import Schedule
 from meanfield.flow.integrators import DormandPrince, FixedStep
+from meanfield.flow.schedule import Schedule, timescale_vector
 from tests import reference
 from tests.helpers import small_flow
 
@@ -22,21 +22,21 @@ def test_weight_decay_velocity_is_minus_gradient_of_penalised_risk(layers):
 def test_timescales_scale_their_groups_only():
     flow, flat = small_flow(layers=3, seed=2)
     base, _ = flow.velocity(flat)
-    kappa = flow.timescale_vector({"layer1": 0.0, "layer2": 2.5})
+    kappa = timescale_vector(flow.network.layout, {"layer1": 0.0, "layer2": 2.5})
     scaled, _ = flow.velocity(flat, kappa)
     layout = flow.network.layout
     for f in layout.fields:
         factor = {"layer1": 0.0, "layer2": 2.5, "readout": 1.0}[f.group]
         np.testing.assert_array_equal(scaled[f.slice], factor * base[f.slice])
     with pytest.raises(ValueError, match="allowed: layer1, layer2, readout"):
-        flow.timescale_vector({"layer3": 1.0})
+        timescale_vector(flow.network.layout, {"layer3": 1.0})
 
 
 @pytest.mark.parametrize("layers", (2, 3))
 def test_energy_identity(layers):
     """dR/dt = -sum_k (m_k / kappa_k) (d theta_k/dt)^2 along the flow (penalty and time scales on)."""
     flow, y = small_flow(layers=layers, activation="tanh", weight_decay=0.1, seed=3)
-    kappa = flow.timescale_vector({"layer1": 0.5, "readout": 2.0})
+    kappa = timescale_vector(flow.network.layout, {"layer1": 0.5, "readout": 2.0})
     F = lambda s: flow.velocity(s, kappa)[0]
     integrator = DormandPrince(rtol=1e-12, atol=1e-13)
     h = 1e-3
@@ -74,7 +74,7 @@ def test_frozen_first_layer_is_linear_in_the_readout_and_matches_the_matrix_expo
     augmented[:-1, :-1], augmented[:-1, -1] = -M, beta
     exact = (scipy.linalg.expm(t * augmented) @ np.append(P["readout"]["weight"], 1.0))[:-1]
 
-    schedule = Schedule(flow, {"layer1": 0.0, "layer2": 1.0, "readout": 1.0})
+    schedule = Schedule(net.layout, {"layer1": 0.0, "layer2": 1.0, "readout": 1.0})
     kappa = schedule.kappa(0.0, t)
     y = FixedStep("rk4", 0.01).advance(lambda s: flow.velocity(s, kappa)[0], y0, 0.0, t)
     Y = net.layout.unpack(y)
