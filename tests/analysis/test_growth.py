@@ -6,9 +6,8 @@ import pytest
 from meanfield.analysis.growth import WidthBisection, fit_growth
 
 
-def test_each_law_recovers_its_own_data_and_fits_the_other_worse():
+def test_each_law_recovers_its_own_data_and_fits_the_other_worse(rng):
     d = np.array([4.0, 8, 16, 32, 64])
-    rng = np.random.default_rng(1)
     noise = np.exp(0.03 * rng.standard_normal(d.size))
     power = 3.0 * d ** 1.5 * noise
     exponential = 2.0 * np.exp(0.09 * d) * noise

@@ -15,7 +15,7 @@ from meanfield.model.networks import build_network
 from meanfield.model.projections import make_projections
 from meanfield.simulation import Simulation
 from tests import reference
-from tests.flow.estimators.test_samples import random_problem
+from tests.helpers import random_problem
 
 CASES = [(layers, act, bias) for layers in (2, 3) for act in activations.NAMES for bias in (True, False)]
 

@@ -8,23 +8,9 @@ from meanfield.flow.estimators.samples import SampleExpectation
 from meanfield.model.initialization import initialize
 from meanfield.model.networks import build_network
 from tests import reference
+from tests.helpers import random_problem
 
 SMOOTH = ("tanh", "erf", "sigmoid", "softplus")
-
-
-def random_problem(layers, activation, bias, seed, width=None, d=4, n=257, dtype=np.float64):
-    """A network with random (non-uniform) particle weights, parameters and weighted samples."""
-    rng = np.random.default_rng(seed)
-    width = width or (13 if layers == 2 else (11, 7))
-    widths = [width] if layers == 2 else width
-    weights = {g: rng.dirichlet(np.ones(w)) for g, w in zip(("layer1", "layer2"), widths)}
-    net = build_network(layers, d, width, activation, bias, weights)
-    init = {"layer2": {"law": "normal", "scale": 1.0}} if layers == 3 else {}
-    flat = initialize(net, init, rng, dtype)
-    X = rng.standard_normal((n, d)).astype(dtype)
-    y = (np.sin(X[:, 0]) + 0.3 * X[:, 1] ** 2).astype(dtype)
-    omega = rng.random(n)
-    return net, flat, X, y, omega / omega.sum()
 
 
 CASES = [(layers, act, bias) for layers in (2, 3) for act in activations.NAMES for bias in (True, False)]
