@@ -255,7 +255,7 @@ def test_two_layer_teacher_target_is_stored(two_layer):
         assert target["readout/weight"].shape == (3,)
         assert target.attrs["kind"] == "teacher"
         stored = {name: target[name][()] for name in ("layer1/weight", "readout/weight")}
-    for name, value in simulation.target_arrays.items():
+    for name, value in simulation.problem.target_arrays.items():
         np.testing.assert_array_equal(stored[name], value)
 
 

@@ -154,7 +154,7 @@ def plot_run(path):
     """Every figure of the run file ``path``, as PNG and PDF next to it; returns the paths."""
     from meanfield.config import parse
     from meanfield.model.networks import build_network
-    from meanfield.radial import build_radial_network
+    from meanfield.radial.networks import build_radial_network
     from meanfield.storage import RunFile
 
     stem = os.path.splitext(path)[0]

@@ -43,13 +43,14 @@ import numpy as np
 
 from meanfield.analysis import comparison
 from meanfield.problem import inputs
-from meanfield import radial
+from meanfield.radial.reducibility import check_config as radial_check
 from meanfield.flow.controller import Tracker
 from meanfield import seeding
 from meanfield.finite import FiniteNetwork, FiniteTrainer, couple
 from meanfield.flow.field import Flow
 from meanfield.model.projections import make_projection
 from meanfield.simulation import Simulation
+from meanfield.studies.radial_refinement import refinement_error
 
 DEFAULT_BATCH = 64
 COARSE_RATIO = 4               # the reference's own error: N against N / COARSE_RATIO
@@ -140,7 +141,7 @@ def check(config):
     if config["expectation"]["method"] != "samples":
         raise ValueError(CLOSED_FORM_MESSAGE)
     if opts["reference_solver"] == "radial":
-        why = radial.check_config(radial_reference_config(config))
+        why = radial_check(radial_reference_config(config))
         if why:
             raise ValueError(f"[finite] reference = 'radial' {why}")
     return opts
@@ -342,7 +343,7 @@ def run_comparison(config, path, force=False, progress=False):
     # ---------------------------------------------------------------- reference quality
     quality = None
     if opts["reference_check"] and radial_reference:
-        refinement = radial.refinement_error(reference.config, factor=2)
+        refinement = refinement_error(reference.config, factor=2)
         error = np.full(K, np.nan)
         error[-1] = refinement["rms"]
         largest = int(np.argmax(sizes))
