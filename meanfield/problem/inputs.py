@@ -31,6 +31,8 @@ def _directions(U):
 
 
 class GaussianInputs:
+    """x ~ N(0, I_d) (coordinates from independent uniforms); rho ~ chi_d."""
+
     def __init__(self, d):
         self.d = d
         self.uniform_dimension = d
@@ -41,6 +43,8 @@ class GaussianInputs:
 
 
 class SphereInputs:
+    """x uniform on the sphere of radius r; rho = r."""
+
     def __init__(self, d, radius=1.0):
         self.d, self.radius = d, float(radius)
         self.uniform_dimension = d

@@ -28,6 +28,7 @@ import numpy as np
 from meanfield.jit import num_threads, parallel_map, single_threaded_blas
 from meanfield.kernels.elementwise import activate
 from meanfield.problem import inputs, targets
+from meanfield.problem.radius import RadiusLaw
 from meanfield.radial.reducibility import options as radial_options
 from meanfield.radial.rules import radius_rule
 
@@ -235,8 +236,8 @@ def _radius_law(spec, d):
     """The radius law of a rotation-invariant input law (see :class:`RadialExpectation`)."""
     if isinstance(spec, dict):
         spec = inputs.from_config(spec, d)
-    law = getattr(spec, "radius_law", spec)
-    if law is None or not hasattr(law, "atom"):
+    law = spec if isinstance(spec, RadiusLaw) else getattr(spec, "radius_law", None)
+    if law is None:
         raise ValueError(f"radial expectation needs a rotation-invariant input law ({', '.join(inputs.LAWS)}); "
                          f"got {spec!r}")
     return law
