@@ -15,9 +15,10 @@ import sys
 import time
 
 
-from meanfield import radial
 from meanfield.flow.field import Flow
 from meanfield.flow.integrators import make_integrator
+from meanfield.radial.expectation import RadialExpectation
+from meanfield.radial.marginals import build_reduced
 
 INPUT = {"law": "radial", "radius": {"law": "uniform", "rmin": 0.0, "rmax": 2.0}}
 TARGET = {"kind": "relu_ball", "radius": 1.0}
@@ -25,8 +26,8 @@ TARGET = {"kind": "relu_ball", "radius": 1.0}
 
 def _timed_run(d, particles, total_time, dt, repeats):
     start = time.perf_counter()
-    network, flat = radial.build_reduced(2, d, particles=particles, rule="sobol", seed=0)
-    expectation = radial.RadialExpectation(INPUT, TARGET, d)
+    network, flat = build_reduced(2, d, particles=particles, rule="sobol", seed=0)
+    expectation = RadialExpectation(INPUT, TARGET, d)
     flow = Flow(network, expectation)
     flow.velocity(flat)                                   # tables, compilation
     setup = time.perf_counter() - start

@@ -12,9 +12,11 @@ import tomllib
 from importlib import resources
 
 from meanfield.model import activations, initialization, projections
-from meanfield.problem import inputs, targets
+from meanfield.problem import inputs, radius, targets
 from meanfield.flow import integrators
+from meanfield.flow.estimators import ESTIMATORS
 from meanfield.flow.schedule import GROUPS
+from meanfield.radial.reducibility import check_config as radial_check
 
 
 class ConfigError(ValueError):
@@ -132,9 +134,7 @@ def validate(raw):
     config["expectation"] = _expectation(raw.get("expectation"), config)
     config["flow"] = _flow(raw.get("flow"), config)
     if config["expectation"]["method"] == "radial":
-        from meanfield.radial import check_config
-
-        why = check_config(config)
+        why = radial_check(config)
         if why:
             raise ConfigError(f"[expectation] method = 'radial' {why}")
     config["finite"] = _finite(raw.get("finite"), config["model"]["layers"])
@@ -211,7 +211,7 @@ def _init(raw, path, layers):
 
 def _input(raw, d):
     raw = _table(raw, "problem.input", ("law", "radius"))
-    law = _choice(raw, "problem.input.law", ("gaussian", "sphere", "ball", "radial"), "gaussian")
+    law = _choice(raw, "problem.input.law", tuple(inputs.LAWS), "gaussian")
     if law == "gaussian":
         if "radius" in raw:
             raise ConfigError("[problem.input] law 'gaussian' takes no radius")
@@ -219,7 +219,7 @@ def _input(raw, d):
     if law in ("sphere", "ball"):
         return {"law": law, "radius": _float(raw, "problem.input.radius", 1.0, positive=True)}
     spec = _table(raw.get("radius"), "problem.input.radius", ("law", "rmin", "rmax", "edges", "density"))
-    kind = _choice(spec, "problem.input.radius.law", ("uniform", "tabulated"), "uniform")
+    kind = _choice(spec, "problem.input.radius.law", tuple(radius.RADIUS_LAWS), "uniform")
     if kind == "uniform":
         rmin = _float(spec, "problem.input.radius.rmin", 0.0, nonnegative=True)
         rmax = _float(spec, "problem.input.radius.rmax", 1.0, positive=True)
@@ -229,7 +229,7 @@ def _input(raw, d):
     edges = _floats(spec.get("edges"), "problem.input.radius.edges")
     density = _floats(spec.get("density"), "problem.input.radius.density")
     try:
-        inputs.tabulated_radius_inputs(d, edges, density)
+        radius.TabulatedRadius(edges, density)
     except ValueError as exc:
         raise ConfigError(f"[problem.input.radius] {exc}") from None
     return {"law": law, "radius": {"law": kind, "edges": edges, "density": density}}
@@ -240,7 +240,7 @@ def _target(raw, d, model):
     if not isinstance(raw, dict):
         _fail("problem.target", raw, "must be a table {kind = ...}")
     base = ("kind", "amplitude")
-    kind = _choice(raw, "problem.target.kind", ("relu_ball", "radial", "single_index", "teacher"))
+    kind = _choice(raw, "problem.target.kind", tuple(targets.TARGETS))
     path = "problem.target"
     if kind == "relu_ball":
         raw = _table(raw, path, base + ("radius",))
@@ -324,7 +324,7 @@ RADIAL_KEYS = ("particles", "particle_rule", "nodes", "panels")
 
 def _expectation(raw, config):
     raw = _table(raw, "expectation", ("method", "n", "sampler", "eval_n", "seed") + RADIAL_KEYS)
-    method = _choice(raw, "expectation.method", ("samples", "closed_form", "radial"), "samples")
+    method = _choice(raw, "expectation.method", tuple(ESTIMATORS), "samples")
     n = _int(raw, "expectation.n", 4096, minimum=1)
     out = {
         "method": method,

@@ -15,65 +15,18 @@ import threading
 import numpy as np
 
 from meanfield.model import initialization
-from meanfield.problem import inputs, targets
-from meanfield import radial, seeding
+from meanfield.problem import problem_from_config
+from meanfield import seeding
 from meanfield.flow.controller import Controller
-from meanfield.flow.estimators.closed_form import ClosedFormExpectation
-from meanfield.flow.estimators.samples import SampleExpectation
+from meanfield.flow.estimators import ESTIMATORS
 from meanfield.flow.field import Flow
 from meanfield.flow.integrators import make_integrator
 from meanfield.flow.schedule import Schedule
 from meanfield.flow.trackers import MetricsRecorder, ProgressBar, SnapshotRecorder, time_grid
 from meanfield.model.networks import build_network
 from meanfield.model.projections import make_projections
+from meanfield.radial.marginals import reduced_from_config
 from meanfield.storage import RunFile, RunFileError, RunWriter
-
-def make_input_law(problem):
-    spec, d = problem["input"], problem["d"]
-    if spec["law"] == "gaussian":
-        return inputs.GaussianInputs(d)
-    if spec["law"] == "sphere":
-        return inputs.SphereInputs(d, spec["radius"])
-    if spec["law"] == "ball":
-        return inputs.ball_inputs(d, spec["radius"])
-    radius = spec["radius"]
-    if radius["law"] == "uniform":
-        return inputs.uniform_radius_inputs(d, radius["rmin"], radius["rmax"])
-    return inputs.tabulated_radius_inputs(d, radius["edges"], radius["density"])
-
-
-def make_target(problem, model_dtype, seed):
-    """(target callable, arrays to store under /target, attributes)."""
-    spec, d = problem["target"], problem["d"]
-    amplitude = spec["amplitude"]
-    rng = seeding.stream(seed if spec.get("seed") is None else spec["seed"], "target")
-    if spec["kind"] == "relu_ball":
-        return targets.RadialTarget(targets.radial_profile("relu_ball", spec["radius"]), amplitude), {}, {}
-    if spec["kind"] == "radial":
-        profile = targets.radial_profile(spec["profile"], spec["radius"], spec["width"], spec["frequency"])
-        return targets.RadialTarget(profile, amplitude), {}, {"profile": spec["profile"]}
-    if spec["kind"] == "single_index":
-        direction = np.asarray(spec["direction"]) if spec["direction"] is not None else rng.standard_normal(d)
-        direction = spec["scale"] * direction / np.linalg.norm(direction)
-        return (targets.SingleIndexTarget(direction, spec["link"], amplitude),
-                {"direction": direction}, {"link": spec["link"]})
-    teacher = build_network(spec["layers"], d, spec["width"], spec["activation"], spec["bias"])
-    if spec["params"] is not None:
-        params = teacher.layout.pack(spec["params"])
-    else:
-        params = initialization.initialize(teacher, spec["init"], rng)
-    arrays = {f"{f.group}/{f.name}": params[f.slice].reshape(f.shape) for f in teacher.layout.fields}
-    attrs = {"layers": spec["layers"], "activation": spec["activation"], "bias": spec["bias"]}
-    return targets.TeacherTarget(teacher, params.astype(model_dtype), amplitude), arrays, attrs
-
-
-def closed_form_teacher(target):
-    """(W*, c*) of a bias-free two-layer teacher or a single-index target."""
-    if isinstance(target, targets.SingleIndexTarget):
-        return target.direction[None, :], np.array([target.amplitude])
-    P = target.network.layout.unpack(target.params.astype(np.float64))
-    return P["layer1"]["weight"], target.amplitude * target.network.p * P["readout"]["weight"]
-
 
 class Simulation:
     def __init__(self, config):
@@ -85,33 +38,19 @@ class Simulation:
         if model["particle_weights"] == "random":
             widths = [model["width"]] if model["layers"] == 2 else model["width"]
             weights = {g: model_rng.dirichlet(np.ones(w)) for g, w in zip(("layer1", "layer2"), widths)}
-        self.input_law = make_input_law(problem)
-        self.target, self.target_arrays, self.target_attrs = make_target(problem, self.dtype, seed)
-        if config["expectation"]["method"] == "radial":
+        self.problem = problem_from_config(config)
+        self.input_law, self.target = self.problem.input_law, self.problem.target
+        method = config["expectation"]["method"]
+        if method == "radial":
             # the symmetry-reduced solver: reduced particles (radius, bias, readout), exact expectations
-            self.network, self.initial_state, self.expectation = radial.from_config(config)
+            self.network, self.initial_state = reduced_from_config(config)
         else:
             self.network = build_network(model["layers"], problem["d"], model["width"], model["activation"],
                                          model["bias"], weights)
             self.initial_state = initialization.initialize(self.network, model["init"], model_rng, self.dtype)
-            self.expectation = self._expectation()
+        self.expectation = ESTIMATORS[method](config, self.problem, self.network)
         self.flow = Flow(self.network, self.expectation, flow["weight_decay"])
         self.projections = make_projections(self.network, flow["projections"])
-
-    def _expectation(self):
-        spec, problem = self.config["expectation"], self.config["problem"]
-        if spec["method"] == "closed_form":
-            Wt, ct = closed_form_teacher(self.target)
-            return ClosedFormExpectation(self.network.activation, Wt, ct, problem["noise"])
-        seed = self.config["seed"] if spec["seed"] is None else spec["seed"]
-        sets = []
-        for name, n in (("train", spec["n"]), ("eval", spec["eval_n"])):
-            rng = seeding.stream(seed, name)
-            X = inputs.draw(self.input_law, n, rng, spec["sampler"])
-            y = self.target(X) + problem["noise"] * rng.standard_normal(n)
-            sets.append((X.astype(self.dtype), y.astype(self.dtype)))
-        (X, y), (Xe, ye) = sets
-        return SampleExpectation(X, y, None, Xe, ye)
 
     def make_integrator(self):
         flow = self.config["flow"]
@@ -172,9 +111,9 @@ class Simulation:
         return simulation._execute(writer, checkpoint, [r for r in rows if r["time"] <= time], progress)
 
     def _write_target(self, writer):
-        if self.target_arrays or self.target_attrs:
-            writer.write_target(self.target_arrays, {"kind": self.config["problem"]["target"]["kind"],
-                                                     **self.target_attrs})
+        if self.problem.target_arrays or self.problem.target_attrs:
+            writer.write_target(self.problem.target_arrays, {"kind": self.config["problem"]["target"]["kind"],
+                                                             **self.problem.target_attrs})
 
     def _execute(self, writer, checkpoint, rows, progress):
         config, out = self.config, self.config["output"]

@@ -1,4 +1,4 @@
-"""Input laws of x in R^d.
+"""Input laws of x in R^d, as a registry of constructors from ``[problem] input`` tables.
 
 Every law is a map from the unit cube: ``transform(U)`` turns rows of uniform numbers
 (``uniform_dimension`` columns) into inputs, so Monte Carlo (U i.i.d.) and
@@ -10,11 +10,17 @@ quasi-Monte Carlo (U a scrambled Sobol net) share one code path.
     radial     x = rho * (uniform direction), rho from a radius law:
                  uniform    rho ~ U[rmin, rmax]
                  tabulated  rho with a piecewise-constant density on bins edges[k..k+1]
-All of them are rotation invariant.
+
+A law that is rotation invariant exposes the law of ||x|| as ``radius_law`` (a
+:class:`meanfield.problem.radius.RadiusLaw`, the same object the radial solver integrates
+over); a law that is not has ``radius_law = None``.  All of the laws above are rotation
+invariant.
 """
 
 import numpy as np
 import scipy.special
+
+from meanfield.problem.radius import BallRadius, ChiRadius, SphereRadius, from_config as radius_from_config
 
 
 def _directions(U):
@@ -25,64 +31,55 @@ def _directions(U):
 
 
 class GaussianInputs:
-    rotation_invariant = True
+    """x ~ N(0, I_d) (coordinates from independent uniforms); rho ~ chi_d."""
 
     def __init__(self, d):
         self.d = d
         self.uniform_dimension = d
+        self.radius_law = ChiRadius(d)
 
     def transform(self, U):
         return scipy.special.ndtri(np.clip(U, 1e-300, None))
 
-    def describe(self):
-        return "x ~ N(0, I_d)"
-
 
 class SphereInputs:
-    rotation_invariant = True
+    """x uniform on the sphere of radius r; rho = r."""
 
     def __init__(self, d, radius=1.0):
         self.d, self.radius = d, float(radius)
         self.uniform_dimension = d
+        self.radius_law = SphereRadius(self.radius)
 
     def transform(self, U):
         return self.radius * _directions(U)
 
 
 class RadialInputs:
-    """x = rho(U_0) * direction(U_1..U_d) for a radius law given by its quantile function."""
+    """x = rho(U_0) * direction(U_1..U_d), rho from the quantile function of ``radius_law``."""
 
-    rotation_invariant = True
-
-    def __init__(self, d, radius_quantile):
+    def __init__(self, d, radius_law):
         self.d = d
-        self.radius_quantile = radius_quantile
+        self.radius_law = radius_law
         self.uniform_dimension = d + 1
 
     def transform(self, U):
-        return self.radius_quantile(U[:, 0])[:, None] * _directions(U[:, 1:])
+        return self.radius_law.quantile(U[:, 0])[:, None] * _directions(U[:, 1:])
 
 
-def ball_inputs(d, radius=1.0):
-    """Uniform in the ball: rho = r U^(1/d)."""
-    return RadialInputs(d, lambda u: float(radius) * u ** (1.0 / d))
+LAWS = {
+    "gaussian": lambda spec, d: GaussianInputs(d),
+    "sphere": lambda spec, d: SphereInputs(d, spec.get("radius", 1.0)),
+    "ball": lambda spec, d: RadialInputs(d, BallRadius(d, spec.get("radius", 1.0))),
+    "radial": lambda spec, d: RadialInputs(d, radius_from_config(spec.get("radius") or {})),
+}
 
 
-def uniform_radius_inputs(d, rmin, rmax):
-    return RadialInputs(d, lambda u: rmin + (rmax - rmin) * u)
-
-
-def tabulated_radius_inputs(d, edges, density):
-    """Radius with density proportional to density[k] on [edges[k], edges[k+1])."""
-    edges = np.asarray(edges, dtype=float)
-    density = np.asarray(density, dtype=float)
-    if edges.ndim != 1 or len(edges) != len(density) + 1 or np.any(np.diff(edges) <= 0) or edges[0] < 0:
-        raise ValueError("tabulated radius law needs increasing edges >= 0 and one density per bin")
-    if np.any(density < 0) or density.sum() <= 0:
-        raise ValueError("tabulated radius density must be >= 0 and not all zero")
-    cdf = np.concatenate([[0.0], np.cumsum(density * np.diff(edges))])
-    cdf /= cdf[-1]
-    return RadialInputs(d, lambda u: np.interp(u, cdf, edges))
+def from_config(spec, d):
+    """The input law of an ``[problem] input`` table {law = gaussian | sphere | ball | radial, ...}."""
+    law = spec.get("law", "gaussian")
+    if law not in LAWS:
+        raise ValueError(f"unknown input law {law!r}; allowed: {', '.join(LAWS)}")
+    return LAWS[law](spec, d)
 
 
 def draw(law, n, rng, sampler="mc"):

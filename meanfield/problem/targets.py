@@ -10,11 +10,15 @@
                    link: an activation, "linear", "hermite2" (z^2 - 1), "hermite3" (z^3 - 3z)
     teacher        y = f_teacher(x), a fixed network of the model's family
 
-Every target may be multiplied by ``amplitude``.  Radial targets set ``radial = True``.
+Every target may be multiplied by ``amplitude``.  Radial targets set ``radial = True``
+and carry the radii where their profile has kinks (relu_ball: rho = radius), where the
+radial solver splits its quadrature.  ``TARGETS`` maps each ``[problem] target`` kind to
+its constructor.
 """
 
 import numpy as np
 
+from meanfield import seeding
 from meanfield.model import activations
 
 PROFILES = ("relu_ball", "gaussian", "cosine", "norm")
@@ -46,11 +50,22 @@ def link_function(name):
     raise ValueError(f"unknown link {name!r}; allowed: {', '.join(LINKS)}")
 
 
+def profile_kinks(name, radius=1.0):
+    """The radii where a named profile is not analytic (relu_ball: radius; the others: none)."""
+    return [radius] if name == "relu_ball" else []
+
+
 class RadialTarget:
+    """y(x) = amplitude * profile(||x||), with the radii ``kinks`` where the profile has kinks."""
+
     radial = True
 
-    def __init__(self, profile, amplitude=1.0):
-        self.profile, self.amplitude = profile, float(amplitude)
+    def __init__(self, profile, kinks=(), amplitude=1.0, name="custom"):
+        self.profile, self.kinks = profile, np.asarray(kinks, dtype=float)
+        self.amplitude, self.name = float(amplitude), name
+
+    def values(self, rho):
+        return self.amplitude * self.profile(np.asarray(rho, dtype=float))
 
     def __call__(self, X):
         return self.amplitude * self.profile(np.linalg.norm(X, axis=1))
@@ -79,3 +94,56 @@ class TeacherTarget:
 
     def __call__(self, X):
         return self.amplitude * self.network.output(self.params, X)
+
+
+# ------------------------------------------------------------------ the registry
+# constructor(spec, d, rng, dtype) -> (target, arrays to store under /target, attributes)
+
+def _relu_ball(spec, d, rng, dtype):
+    radius = spec.get("radius", 1.0)
+    return RadialTarget(radial_profile("relu_ball", radius), [radius], spec.get("amplitude", 1.0), "relu_ball"), {}, {}
+
+
+def _radial(spec, d, rng, dtype):
+    name, radius = spec.get("profile"), spec.get("radius", 1.0)
+    profile = radial_profile(name, radius, spec.get("width", 1.0), spec.get("frequency", 1.0))
+    target = RadialTarget(profile, profile_kinks(name, radius), spec.get("amplitude", 1.0), name)
+    return target, {}, {"profile": name}
+
+
+def _single_index(spec, d, rng, dtype):
+    direction = np.asarray(spec["direction"]) if spec["direction"] is not None else rng.standard_normal(d)
+    direction = spec["scale"] * direction / np.linalg.norm(direction)
+    target = SingleIndexTarget(direction, spec["link"], spec["amplitude"])
+    return target, {"direction": direction}, {"link": spec["link"]}
+
+
+def _teacher(spec, d, rng, dtype):
+    from meanfield.model import initialization
+    from meanfield.model.networks import build_network
+
+    teacher = build_network(spec["layers"], d, spec["width"], spec["activation"], spec["bias"])
+    if spec["params"] is not None:
+        params = teacher.layout.pack(spec["params"])
+    else:
+        params = initialization.initialize(teacher, spec["init"], rng)
+    arrays = {f"{f.group}/{f.name}": params[f.slice].reshape(f.shape) for f in teacher.layout.fields}
+    attrs = {"layers": spec["layers"], "activation": spec["activation"], "bias": spec["bias"]}
+    return TeacherTarget(teacher, params.astype(dtype), spec["amplitude"]), arrays, attrs
+
+
+TARGETS = {"relu_ball": _relu_ball, "radial": _radial, "single_index": _single_index, "teacher": _teacher}
+RADIAL_KINDS = ("relu_ball", "radial")       # the kinds whose targets are radial
+
+
+def from_config(spec, d, dtype=np.float64, seed=0):
+    """(target, arrays to store under /target, attributes) of a ``[problem] target`` table.
+
+    Random parts (a single-index direction, a teacher's parameters) come from the
+    ``target`` stream of the table's own seed, else of ``seed``.
+    """
+    kind = spec.get("kind", "relu_ball")
+    if kind not in TARGETS:
+        raise ValueError(f"unknown target kind {kind!r}; allowed: {', '.join(TARGETS)}")
+    rng = seeding.stream(seed if spec.get("seed") is None else spec["seed"], "target")
+    return TARGETS[kind](spec, d, rng, dtype)

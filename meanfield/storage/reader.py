@@ -20,7 +20,7 @@ from meanfield.storage.errors import RunFileError
 def reduced_network_builder():
     """The builder of reduced (radial) networks: the one place that names the radial package
     (imported here, on use, so that storage does not load it)."""
-    from meanfield.radial import build_radial_network
+    from meanfield.radial.networks import build_radial_network
 
     return build_radial_network
 

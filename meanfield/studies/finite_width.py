@@ -22,7 +22,7 @@ import numpy as np
 
 from meanfield.analysis import comparison
 from meanfield.problem import inputs
-from meanfield import radial
+from meanfield.radial.reducibility import check_config as radial_check
 from meanfield import seeding
 from meanfield.finite.coupling import couple
 from meanfield.finite.network import FiniteNetwork
@@ -32,6 +32,7 @@ from meanfield.flow.trackers import StateRecorder
 from meanfield.model.projections import make_projections
 from meanfield.simulation import Simulation
 from meanfield.storage import RunFile, write_finite
+from meanfield.studies.radial_refinement import refinement_error
 
 DEFAULT_BATCH = 64
 COARSE_RATIO = 4               # the reference's own error: N against N / COARSE_RATIO
@@ -115,7 +116,7 @@ def check(config):
     if config["expectation"]["method"] != "samples":
         raise ValueError(CLOSED_FORM_MESSAGE)
     if opts["reference_solver"] == "radial":
-        why = radial.check_config(radial_reference_config(config))
+        why = radial_check(radial_reference_config(config))
         if why:
             raise ValueError(f"[finite] reference = 'radial' {why}")
     return opts
@@ -306,7 +307,7 @@ def run_comparison(config, path, force=False, progress=False):
     # ---------------------------------------------------------------- reference quality
     quality = None
     if opts["reference_check"] and radial_reference:
-        refinement = radial.refinement_error(reference.config, factor=2)
+        refinement = refinement_error(reference.config, factor=2)
         error = np.full(K, np.nan)
         error[-1] = refinement["rms"]
         largest = int(np.argmax(sizes))

@@ -111,10 +111,10 @@ def test_target_is_what_the_run_stored(request, case):
     simulation, _, _, path = request.getfixturevalue(case)
     with RunFile(path) as run:
         arrays, attrs = run.target()
-    assert arrays.keys() == simulation.target_arrays.keys()
-    for name, value in simulation.target_arrays.items():
+    assert arrays.keys() == simulation.problem.target_arrays.keys()
+    for name, value in simulation.problem.target_arrays.items():
         np.testing.assert_array_equal(arrays[name], value)
-    assert attrs == {"kind": "teacher", **simulation.target_attrs}
+    assert attrs == {"kind": "teacher", **simulation.problem.target_attrs}
 
 
 def test_no_target_without_one(radial_two_layer):

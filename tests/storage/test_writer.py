@@ -150,7 +150,7 @@ def test_two_layer_teacher_target_is_stored(two_layer):
         assert target["readout/weight"].shape == (3,)
         assert target.attrs["kind"] == "teacher"
         stored = {name: target[name][()] for name in ("layer1/weight", "readout/weight")}
-    for name, value in simulation.target_arrays.items():
+    for name, value in simulation.problem.target_arrays.items():
         np.testing.assert_array_equal(stored[name], value)
 
 
@@ -220,7 +220,7 @@ def test_has_target_says_whether_target_is_written(tmp_path, two_layer):
     writer = RunWriter(tmp_path / "target.h5", TWO_LAYER, simulation.network)
     try:
         assert not writer.has_target
-        writer.write_target(simulation.target_arrays, {"kind": "teacher"})
+        writer.write_target(simulation.problem.target_arrays, {"kind": "teacher"})
         assert writer.has_target
     finally:
         writer.close()
