@@ -4,7 +4,7 @@
     meanfield run --resume RUN.h5
     meanfield compare CONFIG.toml [--output PATH] [--force] [--no-progress]
     meanfield sweep SWEEP.toml [--scheduler ADDRESS] [--workers N] [--serial]
-    meanfield study [NAME [CONFIG.toml] [--quick] [--scheduler ADDRESS] [--workers N] [--serial]]
+    meanfield study [NAME [CONFIG.toml] [--quick] [--output PATH] [--scheduler ADDRESS] [--workers N] [--serial]]
     meanfield info RUN.h5
     meanfield plot RUN.h5
     meanfield env
@@ -17,6 +17,7 @@ not a readable run file), nothing written; 3 the run failed (non-finite state);
 
 import argparse
 import os
+import shlex
 import sys
 import warnings
 
@@ -87,6 +88,7 @@ def _parser():
     study.add_argument("name", nargs="?", help="the study to run (omitted: list them)")
     study.add_argument("config", nargs="?", metavar="CONFIG.toml", help="the study's config")
     study.add_argument("--quick", action="store_true", help="the study's small version (minutes on a laptop)")
+    study.add_argument("--output", metavar="PATH", help="where the results go (default: the study's)")
     study.add_argument("--scheduler", metavar="ADDRESS", help="address of a running Dask scheduler")
     study.add_argument("--workers", type=int, help="LocalCluster worker processes (default: CPUs)")
     study.add_argument("--serial", action="store_true", help="run in this process, one run after the other")
@@ -173,24 +175,28 @@ def _plot(args):
 
 def _compare(args):
     from meanfield import config as configuration
-    from meanfield.studies.finite_width import ComparisonWarning, check, run_comparison, summary_lines
+    from meanfield.studies import run_study
+    from meanfield.studies.finite_width import STUDY, ComparisonWarning
 
     config = configuration.load(args.config)
-    try:
-        check(config)
-    except ValueError as exc:
-        raise BadInput(str(exc)) from None
+    settings = STUDY.settings(args.config, quick=False, output=args.output)      # refuses bad [finite] settings
     path = _new_output(config, args)
     print(f"meanfield: comparing finite widths with the mean-field reference of {args.config} -> {path}",
           file=sys.stderr)
-    with warnings.catch_warnings():      # printed below, once, from the summary
+    if args.force and os.path.exists(path):
+        os.remove(path)
+    with warnings.catch_warnings():      # printed below, once, from the analysis
         warnings.simplefilter("ignore", ComparisonWarning)
-        summary = run_comparison(config, path, force=args.force, progress=False if args.no_progress else None)
-    for line in summary_lines(summary):
+        result = run_study(STUDY, args.config, output=settings["path"], serial=True,
+                           command=args.command_line,
+                           progress=False if args.no_progress else None, log=lambda line: None)
+    for line in result.analysis.findings:
         print(line)
-    for warning in summary["warnings"]:
+    for warning in result.analysis.warnings:
         print(f"meanfield: warning: {warning}", file=sys.stderr)
-    return {"finished": EXIT_OK, "failed": EXIT_FAILED}.get(summary["status"], EXIT_INTERRUPTED)
+    print(f"report: {result.report}")
+    status = result.rows[0]["status"]
+    return {"finished": EXIT_OK, "failed": EXIT_FAILED}.get(status, EXIT_INTERRUPTED)
 
 
 def _sweep(args):
@@ -209,8 +215,6 @@ def _sweep(args):
 
 
 def _study(args):
-    import shlex
-
     from meanfield import studies
 
     if args.name is None:
@@ -223,16 +227,13 @@ def _study(args):
         raise BadInput(f"study {args.name} needs a config: meanfield study {args.name} CONFIG.toml")
     if args.workers is not None and args.workers < 1:
         raise BadInput(f"--workers {args.workers}: must be >= 1")
-    command = shlex.join(["meanfield", "study", args.name, *([args.config] if args.config else []),
-                          *(["--quick"] if args.quick else []),
-                          *(["--scheduler", args.scheduler] if args.scheduler else []),
-                          *(["--workers", str(args.workers)] if args.workers else []),
-                          *(["--serial"] if args.serial else [])])
-    result = studies.run_study(study, args.config, quick=args.quick, command=command, scheduler=args.scheduler,
-                               serial=args.serial, workers=args.workers,
+    result = studies.run_study(study, args.config, quick=args.quick, output=args.output, command=args.command_line,
+                               scheduler=args.scheduler, serial=args.serial, workers=args.workers,
                                log=lambda line: print(f"meanfield: {line}", file=sys.stderr))
     for finding in result.analysis.findings:
         print(finding)
+    for warning in result.analysis.warnings:
+        print(f"meanfield: warning: {warning}", file=sys.stderr)
     print(f"report: {result.report}")
     statuses = {row["status"] for row in result.rows}
     if "failed" in statuses:
@@ -250,6 +251,7 @@ def _env(args):
 
 def main(argv=None):
     args = _parser().parse_args(argv)
+    args.command_line = shlex.join(["meanfield", *(sys.argv[1:] if argv is None else argv)])
     debug = getattr(args, "debug", False)
     from meanfield.config import ConfigError
     from meanfield.simulation import RunStorageError

@@ -521,3 +521,41 @@ def _output(raw):
         "progress": _bool(raw, "output.progress", True),
         "plot": _bool(raw, "output.plot", True),
     }
+
+
+# --------------------------------------------------------------------------- writing
+
+def dumps(config, prefix=""):
+    """TOML text of a nested dict of the config's kinds of values (``parse(dumps(raw))`` reads ``raw`` back)."""
+    lines, tables = [], []
+    for key, value in config.items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            lines.append(f"{key} = [{', '.join(_inline(v) for v in value)}]")
+        else:
+            lines.append(f"{key} = {_value(value)}")
+    text = "\n".join(lines)
+    for key, value in tables:
+        name = f"{prefix}{key}"
+        body = dumps(value, name + ".")
+        text += f"\n\n[{name}]\n{body}" if body else f"\n\n[{name}]"
+    return text.strip() + "\n"
+
+
+def _inline(table):
+    return "{" + ", ".join(f"{k} = {_inline(v) if isinstance(v, dict) else _value(v)}" for k, v in table.items()) + "}"
+
+
+def _value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_inline(v) if isinstance(v, dict) else _value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return _inline(value)
+    raise ConfigError(f"cannot write {value!r} into a config")

@@ -2,7 +2,9 @@
 
 A study is four steps, each a method of a :class:`Study`:
 
-    settings(config_path, quick)   read and check the study's config (ConfigError before any work)
+    settings(config_path, quick, output)
+                                   read and check the study's config (ConfigError before any
+                                   work); ``output``: where its results go (None: its default)
     plan(settings, rows)           the runs it needs, given the rows of those done so far
                                    (name -> row): a list of executor Jobs (run files)
     analyse(settings, jobs, rows)  fits, tables and figures from the finished run files
@@ -36,7 +38,7 @@ class Study:
     summary = ""
     needs_config = True          # False: runs on a built-in config when none is given
 
-    def settings(self, config_path, quick):
+    def settings(self, config_path, quick, output=None):
         raise NotImplementedError
 
     def plan(self, settings, rows):
@@ -63,13 +65,13 @@ class StudyResult:
     report: str
 
 
-def run_study(study, config_path, quick=False, command="", scheduler=None, serial=False, workers=None,
-              threads=1, log=print):
+def run_study(study, config_path, quick=False, output=None, command="", scheduler=None, serial=False, workers=None,
+              threads=None, progress=False, log=print):
     """Plan, execute, analyse and report ``study``; its rows, analysis and report path."""
     from meanfield.studies.executor import execute
     from meanfield.studies.report import write_report
 
-    settings = study.settings(config_path, quick)
+    settings = study.settings(config_path, quick, output)
     done, jobs = {}, []
     while True:
         jobs = study.plan(settings, done)
@@ -77,7 +79,7 @@ def run_study(study, config_path, quick=False, command="", scheduler=None, seria
         if not new:
             break
         for job, row in zip(new, execute(new, threads=threads, scheduler=scheduler, serial=serial,
-                                         workers=workers, log=log)):
+                                         workers=workers, progress=progress, log=log)):
             done[job.name] = row
     rows = [done[job.name] for job in jobs]
     analysis = study.analyse(settings, jobs, rows)

@@ -106,9 +106,14 @@ def _complete(job, existing):
     return job.kind != "compare" or existing.finite_status == "finished"
 
 
-def execute_job(job, threads):
-    """Run, resume or skip one job; its row.  Runs inside Dask workers too: all it needs is in ``job``."""
-    os.environ["MEANFIELD_NUM_THREADS"] = str(threads)
+def execute_job(job, threads=None, progress=False):
+    """Run, resume or skip one job; its row.  Runs inside Dask workers too: all it needs is in ``job``.
+
+    ``threads``: worker threads of the run (MEANFIELD_NUM_THREADS; None: as the environment says);
+    ``progress``: progress bars (None: the config's ``[output] progress``).
+    """
+    if threads is not None:
+        os.environ["MEANFIELD_NUM_THREADS"] = str(threads)
     os.makedirs(os.path.dirname(os.path.abspath(job.path)), exist_ok=True)
     action = "ran"
     try:
@@ -120,28 +125,28 @@ def execute_job(job, threads):
             elif status == "failed":
                 action = "failed earlier"
             else:
-                _KIND_RUNNERS[job.kind](job, resume=True)
+                _KIND_RUNNERS[job.kind](job, True, progress)
                 action = "resumed"
         else:
-            _KIND_RUNNERS[job.kind](job, resume=False)
+            _KIND_RUNNERS[job.kind](job, False, progress)
     except RunFileError as exc:
         return _row(job, None, f"refused: {exc}")
     return _row(job, job.path, action)
 
 
-def _run(job, resume):
+def _run(job, resume, progress):
     from meanfield.simulation import Simulation
 
     if resume:
-        Simulation.resume(job.path, progress=False)
+        Simulation.resume(job.path, progress=progress)
     else:
-        Simulation(parse(job.config_text)).run(job.path, progress=False)
+        Simulation(parse(job.config_text)).run(job.path, progress=progress)
 
 
-def _compare(job, resume):
+def _compare(job, resume, progress):
     from meanfield.studies.finite_width import run_comparison
 
-    run_comparison(parse(job.config_text), job.path, resume=resume, progress=False)
+    run_comparison(parse(job.config_text), job.path, resume=resume, progress=progress, plot=False)
 
 
 _KIND_RUNNERS = {"run": _run, "compare": _compare}
@@ -159,25 +164,28 @@ def _row(job, path, action):
     return row
 
 
-def execute(jobs, threads=1, scheduler=None, serial=False, workers=None, log=print):
+def execute(jobs, threads=None, scheduler=None, serial=False, workers=None, progress=False, log=print):
     """Execute ``jobs`` (checked first by :func:`check_jobs`); their rows, in order.
 
     ``scheduler``: address of a running Dask scheduler; otherwise an embedded
     LocalCluster of ``workers`` processes (default: CPUs / ``threads``) serving no
     dashboard, or this process when ``serial`` or when dask.distributed is missing.
+    ``threads``: worker threads per run (None: the environment's in this process, 1 in
+    Dask workers).  ``progress``: progress bars of runs in this process (None: each config's).
     """
     check_jobs(jobs)
-    client = None if serial else make_client(scheduler, workers or max(1, (os.cpu_count() or 1) // threads), log)
+    client = None if serial else make_client(scheduler, workers or max(1, (os.cpu_count() or 1) // (threads or 1)),
+                                             log)
     try:
         if client is None:
             rows = []
             for index, job in enumerate(jobs):
-                rows.append(execute_job(job, threads))
+                rows.append(execute_job(job, threads, progress))
                 log(f"[{index + 1}/{len(jobs)}] {job.name} ({_describe(job.params)}): "
                     f"{rows[-1]['action']}, {rows[-1]['status']}")
             return rows
         log(f"running {len(jobs)} runs on {client.scheduler.address}")
-        return client.gather(client.map(execute_job, jobs, threads=threads, pure=False))
+        return client.gather(client.map(execute_job, jobs, threads=threads or 1, pure=False))
     finally:
         if client is not None:
             cluster = client.cluster

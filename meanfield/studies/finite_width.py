@@ -14,15 +14,15 @@ budget_width (the largest width), reference_check (true), store_states (true),
 confidence (0.9), bootstrap (2000), w2 (auto|exact|sliced).
 """
 
-import copy
 import os
+import tomllib
 import warnings
 
 import numpy as np
 
 from meanfield.analysis import comparison
+from meanfield.config import ConfigError, dumps, load, parse
 from meanfield.problem import inputs
-from meanfield.radial.reducibility import check_config as radial_check
 from meanfield import seeding
 from meanfield.finite.coupling import couple
 from meanfield.finite.network import FiniteNetwork
@@ -31,7 +31,10 @@ from meanfield.flow.field import Flow
 from meanfield.flow.trackers import StateRecorder
 from meanfield.model.projections import make_projections
 from meanfield.simulation import Simulation
-from meanfield.storage import RunFile, write_finite
+from meanfield.storage import RunFile, schema, write_finite
+from meanfield.studies import Study
+from meanfield.studies.executor import Job
+from meanfield.studies.report import Analysis, Table
 from meanfield.studies.radial_refinement import refinement_error
 
 DEFAULT_BATCH = 64
@@ -94,10 +97,6 @@ def _size(width):
     return int(width) if np.isscalar(width) else int(min(width))
 
 
-def _label(width):
-    return str(width) if np.isscalar(width) else "x".join(str(w) for w in width)
-
-
 # --------------------------------------------------------------------------- pieces
 
 def read_reference(path, network):
@@ -116,19 +115,27 @@ def check(config):
     if config["expectation"]["method"] != "samples":
         raise ValueError(CLOSED_FORM_MESSAGE)
     if opts["reference_solver"] == "radial":
-        why = radial_check(radial_reference_config(config))
-        if why:
-            raise ValueError(f"[finite] reference = 'radial' {why}")
+        try:
+            radial_reference_config(config)
+        except ConfigError as exc:
+            raise ValueError(f"[finite] reference = 'radial': {exc}") from None
     return opts
 
 
 def radial_reference_config(config):
-    """The config of the symmetry-reduced reference: the same problem, model and flow with
-    ``[expectation] method = "radial"`` and ``[finite] reference_particles`` reduced particles."""
-    reference = copy.deepcopy(config)
-    reference["expectation"].update(method="radial", particles=config["finite"]["reference_particles"],
-                                    particle_rule="sobol", nodes=None, panels=16)
-    return reference
+    """The config of the symmetry-reduced reference, parsed from its own TOML text (the text
+    its run file stores): the user's config with the [expectation] table replaced by
+    ``method = "radial"``, ``particles = [finite] reference_particles`` and the same seed.
+    The reference's particle count is its [expectation] particles, so [model] width goes."""
+    raw = tomllib.loads(config["_text"])
+    spec = config["expectation"]
+    raw["expectation"] = {"method": "radial"}
+    if config["finite"]["reference_particles"] is not None:
+        raw["expectation"]["particles"] = config["finite"]["reference_particles"]
+    if spec["seed"] is not None:
+        raw["expectation"]["seed"] = spec["seed"]
+    raw.get("model", {}).pop("width", None)
+    return parse(dumps(raw))
 
 
 def _data(simulation):
@@ -194,15 +201,18 @@ def _outputs(finite, states, X):
 
 # --------------------------------------------------------------------------- orchestration
 
-def run_comparison(config, path, force=False, progress=False):
+def run_comparison(config, path, force=False, resume=False, progress=False, plot=None):
     """Run the reference and the width sweep; write /finite into ``path``; return a summary dict.
 
-    ``progress``: True/False, or None for ``[output] progress``.  Bad settings raise
-    ValueError before anything is written; an existing ``path`` without ``force`` raises
-    :class:`meanfield.storage.OutputExistsError`.  Warnings about the trustworthiness of
-    the fit are issued as :class:`ComparisonWarning` and listed in ``summary["warnings"]``.
-    If the reference run does not finish, the summary carries its status and message
-    and no /finite group is written.
+    ``progress``, ``plot``: True/False, or None for ``[output] progress`` / ``plot`` (the
+    figures of :func:`meanfield.plotting.finite_figures`, PNG).  Bad settings raise
+    ValueError before anything is written; an existing ``path`` without ``force`` or
+    ``resume`` raises :class:`meanfield.storage.OutputExistsError`.  With ``resume`` an
+    existing reference run is continued (interrupted) or reused (finished) and /finite
+    is computed again.  Warnings about the trustworthiness of the fit are issued as
+    :class:`ComparisonWarning` and listed in ``summary["warnings"]``.  If the reference
+    run does not finish, the summary carries its status and message and no /finite
+    group is written.
     """
     opts = check(config)
     if progress is None:
@@ -210,10 +220,10 @@ def run_comparison(config, path, force=False, progress=False):
     simulation = Simulation(config)                # the finite networks' data and evaluation sets
     radial_reference = opts["reference_solver"] == "radial"
     reference = Simulation(radial_reference_config(config)) if radial_reference else simulation
-    outcome, rows, path = reference.run(path, force=force, progress=progress)
-    summary = {"path": os.fspath(path), "status": outcome.status, "message": outcome.message, "warnings": [],
+    status, message = _reference_run(reference, path, force, resume, progress)
+    summary = {"path": os.fspath(path), "status": status, "message": message, "warnings": [],
                "reference_solver": opts["reference_solver"]}
-    if outcome.status != "finished":
+    if status != "finished":
         return summary
     ref_net = reference.network
     times, ref_states, _ = read_reference(path, ref_net)
@@ -266,7 +276,8 @@ def run_comparison(config, path, force=False, progress=False):
             runs[i, j] = (network, run)
             outputs[i, j] = f_m
             if run.status != "finished":
-                _warn(summary, f"finite run width {_label(width)} seed {replicate_seed}: {run.message}")
+                _warn(summary, f"finite run width {schema.width_label(width)} seed {replicate_seed}: "
+                               f"{run.message}")
             if bar:
                 bar.update(1)
     if bar:
@@ -279,7 +290,8 @@ def run_comparison(config, path, force=False, progress=False):
     summary.update(alpha=final.alpha, alpha_low=final.alpha_low, alpha_high=final.alpha_high,
                    time=float(times[-1]), confidence=opts["confidence"], fit_method=final.method,
                    widths=widths, sizes=sizes.tolist(), w2_method=w2_method,
-                   distance_final={_label(m): float(np.sqrt(np.nanmean(results["distance"][i, :, -1] ** 2)))
+                   distance_final={schema.width_label(m):
+                                   float(np.sqrt(np.nanmean(results["distance"][i, :, -1] ** 2)))
                                    for i, m in enumerate(widths)})
 
     # ---------------------------------------------------------------- error budget
@@ -331,11 +343,25 @@ def run_comparison(config, path, force=False, progress=False):
 
     write_finite(path, opts, times, widths, sizes, seeds, results, runs, ref_loss, ref_train_loss, curves, final,
                  budget, quality, summary, w2_method)
-    if config["output"]["plot"]:
+    if config["output"]["plot"] if plot is None else plot:
         from meanfield.plotting import finite_figures
 
         summary["plots"] = finite_figures(path, formats=("png",))
     return summary
+
+
+def _reference_run(reference, path, force, resume, progress):
+    """(status, message) of the reference run in ``path``: run it, or with ``resume`` continue
+    an interrupted file or reuse a finished one."""
+    if resume and os.path.exists(path):
+        with RunFile(path) as existing:
+            status, message = existing.status, existing.message
+        if status != "finished":
+            outcome, _, _ = Simulation.resume(path, progress=progress)
+            status, message = outcome.status, outcome.message
+        return status, message
+    outcome, _, _ = reference.run(path, force=force, progress=progress)
+    return outcome.status, outcome.message
 
 
 def _bar(total, progress):
@@ -358,8 +384,8 @@ def _trust_checks(summary, opts, widths, quality):
     sizes = [largest] if np.isscalar(largest) else list(largest)
     if opts["reference_solver"] == "particles" and any(m > CLOSE_FRACTION * n for m, n in zip(sizes, reference)):
         trusted = False
-        _warn(summary, f"the largest width {_label(largest)} is more than 1/{round(1 / CLOSE_FRACTION)} of the "
-                       f"reference's {_label(reference if len(reference) > 1 else reference[0])} particles: the "
+        _warn(summary, f"the largest width {schema.width_label(largest)} is more than 1/{round(1 / CLOSE_FRACTION)} "
+                       f"of the reference's {schema.width_label(reference)} particles: the "
                        "reference's own error biases D(m) and the fitted exponent; use a larger [model] width")
     if quality is not None and not quality["ratio"] <= ERROR_RATIO_LIMIT:
         trusted = False
@@ -370,10 +396,82 @@ def _trust_checks(summary, opts, widths, quality):
         for m in widths:
             sizes = [m] if np.isscalar(m) else list(m)
             if any(len(opts["seeds"]) * s > n for s, n in zip(sizes, reference)):
-                _warn(summary, f"width {_label(m)}: {len(opts['seeds'])} seeds do not fit in disjoint blocks of the "
-                               "reference's particles; replicates share particles")
+                _warn(summary, f"width {schema.width_label(m)}: {len(opts['seeds'])} seeds do not fit in disjoint "
+                               "blocks of the reference's particles; replicates share particles")
                 break
     return trusted
+
+
+def summary_from_file(path):
+    """The summary of :func:`run_comparison` read back from the run file's /finite (no plots)."""
+    with RunFile(path) as run:
+        status, message, finite = run.status, run.message, run.finite()
+    summary = {"path": os.fspath(path), "status": status, "message": message, "warnings": []}
+    if status != "finished":
+        return summary
+    if finite is None or finite["@"].get("status") != "finished":
+        return {**summary, "status": "interrupted", "message": "the reference finished, the finite widths did not"}
+    fit = finite[f"{schema.FINITE_SUMMARY}@"]
+    distance = finite["distance"]
+    summary.update(alpha=fit["alpha"], alpha_low=fit["alpha_low"], alpha_high=fit["alpha_high"],
+                   confidence=fit["confidence"], fit_method=fit["method"], time=fit["time"],
+                   trusted=bool(fit["trusted"]), warnings=[w for w in fit["warnings"].split("\n") if w],
+                   reference_solver=finite["@"]["reference_solver"],
+                   distance_final={schema.width_label(m): float(np.sqrt(np.nanmean(distance[i, :, -1] ** 2)))
+                                   for i, m in enumerate(finite["widths"])})
+    if f"{schema.FINITE_BUDGET}@" in finite:
+        summary["budget_final"] = {name: float(finite[f"{schema.FINITE_BUDGET}/{name}_rms"][-1])
+                                   for name in schema.BUDGET_PARTS}
+    if f"{schema.FINITE_QUALITY}@" in finite:
+        quality = finite[f"{schema.FINITE_QUALITY}@"]
+        summary.update(reference_error=float(quality["error"]), reference_error_ratio=float(quality["ratio"]))
+    return summary
+
+
+# --------------------------------------------------------------------------- the study
+
+class FiniteWidthStudy(Study):
+    """``meanfield compare`` as a study: one job (the reference and the finite widths in one
+    run file), analysed from /finite, reported next to the run file."""
+
+    name = "finite-width"
+    title = "Finite widths against the mean-field reference"
+    summary = "finite networks of every [finite] width and seed against their mean-field reference (= compare)"
+
+    def settings(self, config_path, quick, output=None):
+        if quick:
+            raise ConfigError("study finite-width has no --quick version: choose smaller [finite] widths and seeds")
+        config = load(config_path)
+        try:
+            check(config)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return {"config_text": config["_text"], "path": os.fspath(output or config["output"]["path"]),
+                "plot": config["output"]["plot"]}
+
+    def plan(self, settings, rows):
+        return [Job("comparison", settings["config_text"], settings["path"], kind="compare")]
+
+    def analyse(self, settings, jobs, rows):
+        summary = summary_from_file(settings["path"])
+        figures = []
+        if settings["plot"] and summary["status"] == "finished":
+            from meanfield.plotting import finite_figures
+
+            summary["plots"] = finite_figures(settings["path"], formats=("png",))
+            figures = [(f"{name}: see the README's finite-width section", plot)
+                       for name, plot in summary["plots"].items()]
+        tables = []
+        if "distance_final" in summary:
+            tables.append(Table("distance", f"D at the final time t = {summary['time']:.6g} (rms over seeds)",
+                                [{"width": label, "D": d} for label, d in summary["distance_final"].items()]))
+        return Analysis(summary_lines(summary), tables, figures, summary["warnings"])
+
+    def report_path(self, settings):
+        return os.path.splitext(settings["path"])[0] + "-report.md"
+
+
+STUDY = FiniteWidthStudy()
 
 
 # --------------------------------------------------------------------------- text

@@ -3,7 +3,7 @@
     write_report(path, title, analysis, rows, command, config_text)
 
 ``analysis`` is an :class:`Analysis`: findings (sentences that state what the numbers
-show), tables (each also written as CSV and HDF5 beside the report) and figures (PNG paths,
+show), warnings (why some may not be trusted), tables (each also written as CSV and HDF5 beside the report) and figures (PNG paths,
 linked relative to the report).  ``rows`` are the executor's rows (one per run: what
 was done, its status, its final metrics).  Versions come from ``meanfield env``.
 """
@@ -37,6 +37,7 @@ class Analysis:
     findings: list = dataclasses.field(default_factory=list)
     tables: list = dataclasses.field(default_factory=list)
     figures: list = dataclasses.field(default_factory=list)     # (caption, png path)
+    warnings: list = dataclasses.field(default_factory=list)    # why a number may not be trusted
 
 
 def cell(value):
@@ -61,10 +62,12 @@ def write_report(path, title, analysis, rows, command, config_text):
     """Write the report (and one CSV per table beside it); returns the report's path."""
     here = os.path.dirname(os.path.abspath(path))
     stem = os.path.splitext(os.path.basename(path))[0]
-    lines = [f"# {title}", "", f"Made {datetime.datetime.now().astimezone().isoformat(timespec='seconds')} by",
-             "", "    " + command, ""]
+    made = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    lines = [f"# {title}", "", f"Made {made} by:", "", "    " + command, ""]
     if analysis.findings:
         lines += ["## Findings", ""] + [f"- {finding}" for finding in analysis.findings] + [""]
+    if analysis.warnings:
+        lines += ["## Warnings", ""] + [f"- {warning}" for warning in analysis.warnings] + [""]
     for table in analysis.tables:
         csv_path, _ = write_table(table.rows, table.header(), os.path.join(here, f"{stem}-{table.name}"))
         lines += [f"## {table.caption}", "", *markdown_table(table), "",

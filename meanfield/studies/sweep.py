@@ -23,7 +23,7 @@ import itertools
 import os
 import tomllib
 
-from meanfield.config import ConfigError, parse
+from meanfield.config import ConfigError, dumps, parse
 from meanfield.storage import write_table
 from meanfield.studies.executor import METRICS, Job, execute
 
@@ -87,42 +87,6 @@ def _set(config, dotted, value):
         if not isinstance(target, dict):
             raise ConfigError(f"sweep key {dotted!r}: {table} is not a table")
     target[key] = value
-
-
-def dumps(config, prefix=""):
-    """TOML text of a nested dict of the config's kinds of values."""
-    lines, tables = [], []
-    for key, value in config.items():
-        if isinstance(value, dict):
-            tables.append((key, value))
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            lines.append(f"{key} = [{', '.join(_inline(v) for v in value)}]")
-        else:
-            lines.append(f"{key} = {_value(value)}")
-    text = "\n".join(lines)
-    for key, value in tables:
-        name = f"{prefix}{key}"
-        body = dumps(value, name + ".")
-        text += f"\n\n[{name}]\n{body}" if body else f"\n\n[{name}]"
-    return text.strip() + "\n"
-
-
-def _inline(table):
-    return "{" + ", ".join(f"{k} = {_inline(v) if isinstance(v, dict) else _value(v)}" for k, v in table.items()) + "}"
-
-
-def _value(value):
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_inline(v) if isinstance(v, dict) else _value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return _inline(value)
-    raise ConfigError(f"cannot write {value!r} into a config")
 
 
 def run_sweep(path, scheduler=None, serial=False, workers=None, log=print):

@@ -9,7 +9,8 @@ import pytest
 from meanfield import config as configuration
 from meanfield.cli import main
 from meanfield.storage import RunFile
-from meanfield.studies.sweep import dumps, load_sweep, run_sweep
+from meanfield.config import dumps
+from meanfield.studies.sweep import load_sweep, run_sweep
 
 BASE = """
 [problem]
