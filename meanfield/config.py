@@ -525,6 +525,16 @@ def _output(raw):
 
 # --------------------------------------------------------------------------- writing
 
+def config_text(config):
+    """TOML text of a parsed (or changed) config: every key spelled out, None values left
+    out (None means the default), so that ``parse(config_text(c))`` equals ``c``."""
+    def present(table):
+        return {key: present(value) if isinstance(value, dict) else value
+                for key, value in table.items() if value is not None and key != "_text"}
+
+    return dumps(present(config))
+
+
 def dumps(config, prefix=""):
     """TOML text of a nested dict of the config's kinds of values (``parse(dumps(raw))`` reads ``raw`` back)."""
     lines, tables = [], []

@@ -15,13 +15,12 @@ confidence (0.9), bootstrap (2000), w2 (auto|exact|sliced).
 """
 
 import os
-import tomllib
 import warnings
 
 import numpy as np
 
 from meanfield.analysis import comparison
-from meanfield.config import ConfigError, dumps, load, parse
+from meanfield.config import ConfigError, load
 from meanfield.problem import inputs
 from meanfield import seeding
 from meanfield.finite.coupling import couple
@@ -35,7 +34,7 @@ from meanfield.storage import RunFile, schema, write_finite
 from meanfield.studies import Study
 from meanfield.studies.executor import Job
 from meanfield.studies.report import Analysis, Table
-from meanfield.studies.radial_refinement import refinement_error
+from meanfield.studies.radial_refinement import radial_variant, refinement_error
 
 DEFAULT_BATCH = 64
 COARSE_RATIO = 4               # the reference's own error: N against N / COARSE_RATIO
@@ -123,19 +122,9 @@ def check(config):
 
 
 def radial_reference_config(config):
-    """The config of the symmetry-reduced reference, parsed from its own TOML text (the text
-    its run file stores): the user's config with the [expectation] table replaced by
-    ``method = "radial"``, ``particles = [finite] reference_particles`` and the same seed.
-    The reference's particle count is its [expectation] particles, so [model] width goes."""
-    raw = tomllib.loads(config["_text"])
-    spec = config["expectation"]
-    raw["expectation"] = {"method": "radial"}
-    if config["finite"]["reference_particles"] is not None:
-        raw["expectation"]["particles"] = config["finite"]["reference_particles"]
-    if spec["seed"] is not None:
-        raw["expectation"]["seed"] = spec["seed"]
-    raw.get("model", {}).pop("width", None)
-    return parse(dumps(raw))
+    """The config of the symmetry-reduced reference: ``config`` with ``[expectation] method =
+    "radial"`` and ``[finite] reference_particles`` reduced particles (its run file stores it)."""
+    return radial_variant(config, config["finite"]["reference_particles"], config["expectation"]["seed"])
 
 
 def _data(simulation):
