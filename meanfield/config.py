@@ -549,7 +549,7 @@ def dumps(config, prefix=""):
     for key, value in tables:
         name = f"{prefix}{key}"
         body = dumps(value, name + ".")
-        text += f"\n\n[{name}]\n{body}" if body else f"\n\n[{name}]"
+        text += f"\n\n[{name}]\n{body.rstrip()}" if body.strip() else f"\n\n[{name}]"
     return text.strip() + "\n"
 
 
