@@ -4,7 +4,8 @@
 dict with every default filled in.  Anything wrong -- unknown key, wrong type,
 impossible value, incompatible combination -- raises :class:`ConfigError` whose
 message is one line naming the key and the allowed values, before any work starts.
-The tables and keys are those of the README; defaults are in ``DEFAULT_TOML``.
+The tables and keys, with their defaults, are those of the README's Configuration section
+(tests compare the two value by value).
 """
 
 import math
@@ -16,6 +17,7 @@ from meanfield.problem import inputs, radius, targets
 from meanfield.flow import integrators
 from meanfield.flow.estimators import ESTIMATORS
 from meanfield.flow.schedule import GROUPS
+from meanfield.radial.reducibility import DEFAULT_PARTICLES, RADIAL_OPTIONS
 from meanfield.radial.reducibility import check_config as radial_check
 
 
@@ -295,7 +297,8 @@ def _teacher_params(target, d):
     path = "problem.target.params"
     _table(params, path, network.layout.groups)
     for f in network.layout.fields:
-        group = _table(params.get(f.group), f"{path}.{f.group}", [g.name for g in network.layout.fields if g.group == f.group])
+        names = [g.name for g in network.layout.fields if g.group == f.group]
+        group = _table(params.get(f.group), f"{path}.{f.group}", names)
         if f.name not in group:
             raise ConfigError(f"[{path}.{f.group}] missing {f.name} (shape {f.shape})")
         import numpy as np
@@ -350,7 +353,7 @@ def _expectation(raw, config):
 
 def _radial_options(raw, layers):
     """Reduced-particle counts and quadrature settings of the radial method."""
-    default = 1024 if layers == 2 else [256, 256]
+    default = DEFAULT_PARTICLES[2] if layers == 2 else list(DEFAULT_PARTICLES[3])
     particles = raw.get("particles", default)
     if layers == 2:
         if isinstance(particles, bool) or not isinstance(particles, int) or particles < 1:
@@ -360,9 +363,9 @@ def _radial_options(raw, layers):
         _fail("expectation.particles", particles, "three layers: [K, M2], integers >= 1")
     return {
         "particles": particles,
-        "particle_rule": _choice(raw, "expectation.particle_rule", ("sobol", "gauss"), "sobol"),
-        "nodes": _int(raw, "expectation.nodes", None, minimum=1),
-        "panels": _int(raw, "expectation.panels", 16, minimum=1),
+        "particle_rule": _choice(raw, "expectation.particle_rule", ("sobol", "gauss"), RADIAL_OPTIONS["particle_rule"]),
+        "nodes": _int(raw, "expectation.nodes", RADIAL_OPTIONS["nodes"], minimum=1),
+        "panels": _int(raw, "expectation.panels", RADIAL_OPTIONS["panels"], minimum=1),
     }
 
 

@@ -1,4 +1,4 @@
-"""Validation of run configurations (DESIGN §5): bad input is refused with a ConfigError
+"""Validation of run configurations (the README's Configuration section): bad input is refused with a ConfigError
 whose one-line message names the key and the allowed values; defaults are filled in."""
 
 import pytest

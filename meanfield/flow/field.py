@@ -1,6 +1,6 @@
 """The Wasserstein gradient flow of the risk, as an ODE on the flat particle vector.
 
-Risk (DESIGN section 2):
+Risk (the README's Conventions: network formulas, risk, flow and time):
 
     R(theta) = 1/2 E_x[(f(x) - y(x))^2] + (lambda/2) sum_k m_k theta_k^2
 
