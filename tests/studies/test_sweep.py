@@ -130,3 +130,14 @@ def test_an_existing_scheduler_is_used(tmp_path):
         rows = run_sweep(write_sweep(tmp_path, grid="seed = [5]"), scheduler=cluster.scheduler_address)
         assert cluster.scheduler_address.startswith("tcp://")
     assert rows[0]["status"] == "finished" and rows[0]["action"] == "ran"
+
+
+def test_a_changed_grid_refuses_the_stale_files_before_any_run(tmp_path):
+    run_sweep(write_sweep(tmp_path, grid='"model.width" = [8, 12]'), serial=True)
+    summary = (tmp_path / "runs" / "summary.csv").read_text()
+    changed = write_sweep(tmp_path, grid='"model.width" = [16, 24]')
+    with pytest.raises(configuration.ConfigError, match=r"run0000.h5 holds a run of another config \(model.width is "
+                                                        r"8 in the file, 16 in the plan\)"):
+        run_sweep(changed, serial=True)
+    assert main(["sweep", str(changed), "--serial"]) == 2
+    assert (tmp_path / "runs" / "summary.csv").read_text() == summary      # the old summary stays
