@@ -175,8 +175,8 @@ def _plot(args):
 
 def _compare(args):
     from meanfield import config as configuration
-    from meanfield.studies import run_study
     from meanfield.studies.finite_width import STUDY, ComparisonWarning
+    from meanfield.studies.study import run_study
 
     config = configuration.load(args.config)
     settings = STUDY.settings(args.config, quick=False, output=args.output)      # refuses bad [finite] settings
@@ -215,19 +215,19 @@ def _sweep(args):
 
 
 def _study(args):
-    from meanfield import studies
+    from meanfield.studies.registry import STUDIES, get
+    from meanfield.studies.study import run_study
 
     if args.name is None:
-        for name in studies.STUDIES:
-            study = studies.get(name)
+        for name, study in STUDIES.items():
             print(f"{name:<20} {study.summary}")
         return EXIT_OK
-    study = studies.get(args.name)
+    study = get(args.name)
     if args.config is None and study.needs_config:
         raise BadInput(f"study {args.name} needs a config: meanfield study {args.name} CONFIG.toml")
     if args.workers is not None and args.workers < 1:
         raise BadInput(f"--workers {args.workers}: must be >= 1")
-    result = studies.run_study(study, args.config, quick=args.quick, output=args.output, command=args.command_line,
+    result = run_study(study, args.config, quick=args.quick, output=args.output, command=args.command_line,
                                scheduler=args.scheduler, serial=args.serial, workers=args.workers,
                                log=lambda line: print(f"meanfield: {line}", file=sys.stderr))
     for finding in result.analysis.findings:

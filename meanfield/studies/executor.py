@@ -1,11 +1,10 @@
 """Executing many runs: serially or on a Dask cluster, resumable, never trusting a stale file.
 
 A :class:`Job` is one run file to produce: its path, the exact config text that runs,
-the parameters that distinguish it within its study or sweep, and its kind:
-
-    run       an ordinary run (``meanfield run``); an interrupted file is resumed
-    compare   a finite-width comparison (``meanfield compare``): the reference run,
-              then the finite networks under /finite
+the parameters that distinguish it within its study or sweep, and its :class:`Kind`:
+how to run or resume it and when a file of it is complete.  :data:`RUN` is an ordinary
+run (``meanfield run``; an interrupted file is resumed); studies define their own kinds
+(the finite-width study's comparison: the reference run, then /finite).
 
 Before any work, :func:`check_jobs` validates every config and reads every file that
 already exists: a file holding another config than its job (a changed grid, a moved
@@ -22,11 +21,37 @@ import os
 import numpy as np
 
 from meanfield.config import ConfigError, parse
+from meanfield.simulation import Simulation
 from meanfield.storage import RunFile, RunFileError
 
 METRICS = ("time", "loss", "test_loss", "relative_loss")
-KINDS = ("run", "compare")
 IGNORED_KEYS = (("output", "path"), ("output", "progress"))   # where a file lies and how it reports
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """How a job runs: ``run(job, resume, progress)`` writes (or continues) its file;
+    ``complete(run_file)`` says whether an existing file is done.  Module-level functions,
+    so that jobs travel to Dask workers."""
+
+    name: str
+    run: object
+    complete: object
+
+
+def run_simulation(job, resume, progress):
+    """Run a job's config with the mean-field solver, or continue its interrupted file."""
+    if resume:
+        Simulation.resume(job.path, progress=progress)
+    else:
+        Simulation(parse(job.config_text)).run(job.path, progress=progress)
+
+
+def finished(run_file):
+    return run_file.status == "finished"
+
+
+RUN = Kind("run", run_simulation, finished)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +62,7 @@ class Job:
     config_text: str
     path: str
     params: dict = dataclasses.field(default_factory=dict)
-    kind: str = "run"
+    kind: Kind = RUN
 
 
 def comparable(config):
@@ -73,8 +98,6 @@ def check_jobs(jobs):
     """
     configs, seen = [], set()
     for job in jobs:
-        if job.kind not in KINDS:
-            raise ConfigError(f"job {job.name}: unknown kind {job.kind!r}; known: {', '.join(KINDS)}")
         if job.path in seen:
             raise ConfigError(f"two jobs write {job.path}")
         seen.add(job.path)
@@ -100,12 +123,6 @@ def _describe(params):
     return ", ".join(f"{key} = {value!r}" for key, value in params.items()) or "no parameters"
 
 
-def _complete(job, existing):
-    if existing.status != "finished":
-        return False
-    return job.kind != "compare" or existing.finite_status == "finished"
-
-
 def execute_job(job, threads=None, progress=False):
     """Run, resume or skip one job; its row.  Runs inside Dask workers too: all it needs is in ``job``.
 
@@ -119,37 +136,19 @@ def execute_job(job, threads=None, progress=False):
     try:
         if os.path.exists(job.path):
             with RunFile(job.path) as existing:
-                status, complete = existing.status, _complete(job, existing)
+                status, complete = existing.status, job.kind.complete(existing)
             if complete:
                 action = "skipped"
             elif status == "failed":
                 action = "failed earlier"
             else:
-                _KIND_RUNNERS[job.kind](job, True, progress)
+                job.kind.run(job, True, progress)
                 action = "resumed"
         else:
-            _KIND_RUNNERS[job.kind](job, False, progress)
+            job.kind.run(job, False, progress)
     except RunFileError as exc:
         return _row(job, None, f"refused: {exc}")
     return _row(job, job.path, action)
-
-
-def _run(job, resume, progress):
-    from meanfield.simulation import Simulation
-
-    if resume:
-        Simulation.resume(job.path, progress=progress)
-    else:
-        Simulation(parse(job.config_text)).run(job.path, progress=progress)
-
-
-def _compare(job, resume, progress):
-    from meanfield.studies.finite_width import run_comparison
-
-    run_comparison(parse(job.config_text), job.path, resume=resume, progress=progress, plot=False)
-
-
-_KIND_RUNNERS = {"run": _run, "compare": _compare}
 
 
 def _row(job, path, action):

@@ -20,7 +20,7 @@ import warnings
 import numpy as np
 
 from meanfield.analysis import comparison
-from meanfield.config import ConfigError, load
+from meanfield.config import ConfigError, load, parse
 from meanfield.problem import inputs
 from meanfield import seeding
 from meanfield.finite.coupling import couple
@@ -31,8 +31,8 @@ from meanfield.flow.trackers import StateRecorder
 from meanfield.model.projections import make_projections
 from meanfield.simulation import Simulation
 from meanfield.storage import RunFile, schema, write_finite
-from meanfield.studies import Study
-from meanfield.studies.executor import Job
+from meanfield.studies.study import Study
+from meanfield.studies.executor import Job, Kind
 from meanfield.studies.report import Analysis, Table
 from meanfield.studies.radial_refinement import radial_variant, refinement_error
 
@@ -419,6 +419,18 @@ def summary_from_file(path):
 
 # --------------------------------------------------------------------------- the study
 
+def run_comparison_job(job, resume, progress):
+    """The executor's runner of a comparison job (figures are the analysis's)."""
+    run_comparison(parse(job.config_text), job.path, resume=resume, progress=progress, plot=False)
+
+
+def comparison_complete(run_file):
+    return run_file.status == "finished" and run_file.finite_status == "finished"
+
+
+COMPARISON = Kind("compare", run_comparison_job, comparison_complete)
+
+
 class FiniteWidthStudy(Study):
     """``meanfield compare`` as a study: one job (the reference and the finite widths in one
     run file), analysed from /finite, reported next to the run file."""
@@ -439,7 +451,7 @@ class FiniteWidthStudy(Study):
                 "plot": config["output"]["plot"]}
 
     def plan(self, settings, rows):
-        return [Job("comparison", settings["config_text"], settings["path"], kind="compare")]
+        return [Job("comparison", settings["config_text"], settings["path"], kind=COMPARISON)]
 
     def analyse(self, settings, jobs, rows):
         summary = summary_from_file(settings["path"])

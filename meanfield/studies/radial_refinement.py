@@ -25,7 +25,7 @@ from meanfield.problem.radius import ChiRadius
 from meanfield.radial import reducibility
 from meanfield.radial.rules import radius_rule
 from meanfield.storage import RunFile
-from meanfield.studies import Study
+from meanfield.studies.study import Study
 from meanfield.studies.executor import Job
 from meanfield.studies.report import Analysis, Table
 

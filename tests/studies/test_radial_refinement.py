@@ -7,7 +7,8 @@ import pytest
 from meanfield.cli import main
 from meanfield.config import ConfigError, parse
 from meanfield.storage import RunFile
-from meanfield.studies import get, run_study
+from meanfield.studies.registry import get
+from meanfield.studies.study import run_study
 from meanfield.studies.radial_refinement import radial_variant, refinement_error
 
 CONFIG = """
