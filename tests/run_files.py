@@ -191,8 +191,9 @@ def write_example_finite(path, network, budget=True, quality=True):
     }
     opts = {"optimizer": "gd", "lr": 0.05, "coupling": "independent", "batch": None, "n_train": None, "layers": 2,
             "reference": [16], "confidence": 0.9, "reference_solver": "particles", "store_states": True}
-    final = types.SimpleNamespace(alpha=0.5, alpha_low=0.4, alpha_high=0.6, confidence=0.9, method="bootstrap")
+    final = types.SimpleNamespace(alpha=0.5, alpha_low=0.4, alpha_high=0.6, prefactor=2.0, prefactor_low=1.5,
+                                  prefactor_high=2.5, model="independent", confidence=0.9, method="bootstrap")
     write_finite(path, opts, times, widths, np.array([4.0, 8.0]), seeds, written["results"], written["runs"],
                  written["ref_loss"], rng.random(K), written["curves"], final, written["budget"], written["quality"],
-                 {"trusted": True, "warnings": ["one", "two"]}, "exact")
+                 {"trusted": True, "warnings": ["one", "two"], "reference_size": 16}, "exact")
     return written

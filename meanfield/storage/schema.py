@@ -28,8 +28,10 @@ The /finite group:
     /finite/runs/<w>/seed_<s>/<group>/<param>   (K, ...) the finite network's snapshots
                                  (attrs: status, message, steps, disjoint; datasets
                                  layer1_indices, layer2_indices of subsample coupling)
-    /finite/summary              attrs alpha, alpha_low, alpha_high (fit at the final time),
-                                 time, confidence, method, trusted, warnings;
+    /finite/summary              attrs alpha, alpha_low, alpha_high, prefactor, prefactor_low,
+                                 prefactor_high (the fit at the final time), model (bare |
+                                 subsample | independent), reference_size (N of the model,
+                                 -1 for bare), time, confidence, method, trusted, warnings;
                                  datasets time, alpha, alpha_low, alpha_high, prefactor (K,)
     /finite/budget               attrs width, lr, batch; datasets time, width, timestep,
                                  sampling, total (S, K) and their root means over seeds

@@ -181,6 +181,10 @@ def write_finite(path, opts, times, widths, sizes, seeds, results, runs, ref_los
             s.create_dataset(name, data=values)
         s.create_dataset("time", data=times)
         s.attrs["alpha"], s.attrs["alpha_low"], s.attrs["alpha_high"] = final.alpha, final.alpha_low, final.alpha_high
+        s.attrs["prefactor"], s.attrs["prefactor_low"] = final.prefactor, final.prefactor_low
+        s.attrs["prefactor_high"] = final.prefactor_high
+        s.attrs["model"] = final.model
+        s.attrs["reference_size"] = summary["reference_size"] or -1
         s.attrs["time"] = float(times[-1])
         s.attrs["confidence"] = final.confidence
         s.attrs["method"] = final.method

@@ -91,6 +91,20 @@ def settings(config):
     }
 
 
+def fit_model(opts):
+    """(model, N) of the exponent fit (see :func:`meanfield.analysis.comparison.model_curve`).
+
+    A radial reference is the limit itself: D = C m^(-alpha) (bare).  A reference of N
+    particles has its own error E_N: with subsample coupling the finite particles are a
+    subset of the reference's, D^2 = C^2 (m^(-2 alpha) - N^(-2 alpha)); with independent
+    draws D^2 = C^2 (m^(-2 alpha) + N^(-2 alpha)).  Three layers: m = min(m1, m2) against
+    N = min(N1, N2).
+    """
+    if opts["reference_solver"] == "radial":
+        return "bare", None
+    return opts["coupling"], min(opts["reference"])
+
+
 def _size(width):
     """The m of the fit: the width, or min(m1, m2) for three layers."""
     return int(width) if np.isscalar(width) else int(min(width))
@@ -273,10 +287,14 @@ def run_comparison(config, path, force=False, resume=False, progress=False, plot
         bar.close()
 
     sizes = np.array([_size(m) for m in widths], dtype=float)
+    model, reference_size = fit_model(opts)
     curves, fits = comparison.fit_exponent_over_time(sizes, results["distance"], opts["confidence"],
-                                                     opts["bootstrap"], seed=config["seed"])
+                                                     opts["bootstrap"], seed=config["seed"], model=model,
+                                                     reference_size=reference_size)
     final = fits[-1]
     summary.update(alpha=final.alpha, alpha_low=final.alpha_low, alpha_high=final.alpha_high,
+                   prefactor=final.prefactor, prefactor_low=final.prefactor_low,
+                   prefactor_high=final.prefactor_high, fit_model=model, reference_size=reference_size,
                    time=float(times[-1]), confidence=opts["confidence"], fit_method=final.method,
                    widths=widths, sizes=sizes.tolist(), w2_method=w2_method,
                    distance_final={schema.width_label(m):
@@ -403,6 +421,9 @@ def summary_from_file(path):
     fit = finite[f"{schema.FINITE_SUMMARY}@"]
     distance = finite["distance"]
     summary.update(alpha=fit["alpha"], alpha_low=fit["alpha_low"], alpha_high=fit["alpha_high"],
+                   prefactor=fit["prefactor"], prefactor_low=fit["prefactor_low"],
+                   prefactor_high=fit["prefactor_high"], fit_model=fit["model"],
+                   reference_size=fit["reference_size"] if fit["reference_size"] > 0 else None,
                    confidence=fit["confidence"], fit_method=fit["method"], time=fit["time"],
                    trusted=bool(fit["trusted"]), warnings=[w for w in fit["warnings"].split("\n") if w],
                    reference_solver=finite["@"]["reference_solver"],
@@ -483,9 +504,13 @@ def summary_lines(summary):
     if summary["status"] != "finished":
         lines.append(f"reference run {summary['status']}: {summary['message']}; no comparison")
         return lines
+    model = {"bare": "D = C m^-alpha",
+             "subsample": f"D^2 = C^2 (m^-2alpha - N^-2alpha), N = {summary['reference_size']}",
+             "independent": f"D^2 = C^2 (m^-2alpha + N^-2alpha), N = {summary['reference_size']}"}[summary["fit_model"]]
     lines.append(f"alpha = {summary['alpha']:.4g}  [{summary['alpha_low']:.4g}, {summary['alpha_high']:.4g}]  "
-                 f"({summary['confidence']:.0%} interval, {summary['fit_method']}) at t = {summary['time']:.6g}; "
-                 "theory: 1/2")
+                 f"C = {summary['prefactor']:.4g}  [{summary['prefactor_low']:.4g}, {summary['prefactor_high']:.4g}]  "
+                 f"({summary['confidence']:.0%} intervals, {summary['fit_method']}; fit {model}) "
+                 f"at t = {summary['time']:.6g}; theory: alpha = 1/2")
     lines.append("D(t) at the final time: " + "  ".join(f"m={label}: {d:.4g}"
                                                         for label, d in summary["distance_final"].items()))
     if "budget_final" in summary:

@@ -84,9 +84,12 @@ def test_comparison_writes_the_finite_group(two_layer):
     np.testing.assert_array_equal(f["runs/8/seed_1/layer1_indices"], np.arange(8, 16))
     # summary attributes and curves
     s = f["summary@"]
-    for key in ("alpha", "alpha_low", "alpha_high"):
+    for key in ("alpha", "alpha_low", "alpha_high", "prefactor", "prefactor_low", "prefactor_high"):
         assert np.isfinite(s[key]) and s[key] == pytest.approx(summary[key])
     assert s["alpha_low"] <= s["alpha"] <= s["alpha_high"]
+    assert s["prefactor_low"] <= s["prefactor"] <= s["prefactor_high"]
+    # subsample coupling against N = 64 particles: D^2 = C^2 (m^-2a - N^-2a); m = N (D = 0) left out
+    assert s["model"] == "subsample" and s["reference_size"] == 64
     assert s["time"] == pytest.approx(0.4)
     assert f["summary/alpha"].shape == (K,)
     assert f["summary/alpha"][-1] == pytest.approx(s["alpha"])
@@ -254,7 +257,7 @@ def test_compare_command_line(tmp_path, capsys):
                       + f"path = '{tmp_path / 'compare.h5'}'\n")
     assert main(["compare", str(config)]) == 0
     captured = capsys.readouterr()
-    assert "alpha = " in captured.out and "theory: 1/2" in captured.out
+    assert "alpha = " in captured.out and "theory: alpha = 1/2" in captured.out and "C = " in captured.out
     assert "warning" in captured.err                           # widths this close to N are flagged
     with h5py.File(tmp_path / "compare.h5", "r") as f:
         assert "alpha" in f["finite/summary"].attrs and f["finite/distance"].shape == (2, 2, 5)
