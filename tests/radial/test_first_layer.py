@@ -229,3 +229,28 @@ eval_n = 1024
     exact = radial.flow.risk(state)
     assert samples.flow.risk(state) == pytest.approx(exact, rel=1e-6)
     assert samples.expectation.test_loss(samples.network, state) == pytest.approx(exact, rel=1e-6)
+
+
+def test_radial_refinement_refines_the_second_layer_of_an_infinite_model():
+    from meanfield.studies.radial_refinement import refinement_error
+
+    cfg = config.parse(INFINITE + 'width = 8\n[problem.input]\nlaw = "ball"\n[expectation]\nmethod = "radial"\n'
+                       "[flow]\ntime = 0.1\ndt = 0.05\ntimescale = { layer1 = 0.0 }\n")
+    result = refinement_error(cfg, factor=2)
+    assert result["particles"] == (1, 8) and result["refined_particles"] == (1, 16)
+
+
+@pytest.mark.slow
+def test_measured_relative_loss_of_the_frozen_perfect_first_layer():
+    """benchmarks/perfect_first_layer.py at full length (d = 16, M2 = 256, heun dt = 0.05,
+    T = 200; ~40 s on two cores): relative loss 0.0187."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "perfect_first_layer.py"
+    spec = importlib.util.spec_from_file_location("perfect_first_layer", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = module.perfect_first_layer(200.0, 16)
+    assert result["status"] == "finished" and result["widths"] == [1, 256]
+    assert round(result["relative_loss"], 4) == 0.0187
