@@ -42,7 +42,7 @@ limit of full runs with that integrator and dt.
     sampled        the sample risk of a reduced network (``SampledRadii``)
     reducibility   which configs reduce (``check_config``; no solver imports)
     first_layer    ``[model] first_layer = "infinite"``: the infinite first layer of
-                   three-layer models, any estimator with samples (config rules only)
+                   three-layer models (its config rules; no solver imports)
 
 The radius laws themselves are :mod:`meanfield.problem.radius`; the solver's own
 discretization error is measured by :mod:`meanfield.studies.radial_refinement`.

@@ -251,6 +251,6 @@ def test_measured_relative_loss_of_the_frozen_perfect_first_layer():
     spec = importlib.util.spec_from_file_location("perfect_first_layer", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    result = module.perfect_first_layer(200.0, 16)
+    result = module.measure(200.0, 16)
     assert result["status"] == "finished" and result["widths"] == [1, 256]
     assert round(result["relative_loss"], 4) == 0.0187
