@@ -17,7 +17,9 @@ This module holds the configuration rules only (no solver imports, so
 
 * default first-layer law: weights on the sphere of radius sqrt(d), zero bias, so the
   relu feature kappa_d sqrt(d) ||x|| has a dimension-free scale
-  (kappa_d sqrt(d) -> 1/sqrt(2 pi));
+  (kappa_d sqrt(d) -> 1/sqrt(2 pi)).  For activations whose non-constant part is odd
+  (tanh, erf, sigmoid) g(s, 0) is constant in s: with zero bias such a first layer carries
+  no information about ||x|| until its bias moves (v_c = -E[B g_b] is not 0);
 * width: ``[model] width`` is M2 (an integer) or [K, M2]; an integer means
   [DEFAULT_K, M2].  K is the count asked of the first layer's rule: an initial law made
   of atoms gives its atoms (K = 1 for the default sphere with zero bias), a continuous
