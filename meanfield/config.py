@@ -17,6 +17,7 @@ from meanfield.problem import inputs, radius, targets
 from meanfield.flow import integrators
 from meanfield.flow.estimators import ESTIMATORS
 from meanfield.flow.schedule import GROUPS
+from meanfield.radial import first_layer
 from meanfield.radial.reducibility import DEFAULT_PARTICLES, RADIAL_OPTIONS
 from meanfield.radial.reducibility import check_config as radial_check
 
@@ -133,8 +134,16 @@ def validate(raw):
     config = {"seed": _int(raw, "seed", 0, minimum=0)}
     config["model"] = _model(raw.get("model"))
     config["problem"] = _problem(raw.get("problem"), config["model"])
+    infinite = config["model"]["first_layer"] == "infinite"
+    if infinite:
+        init = config["model"]["init"]
+        init["layer1"] = {**first_layer.default_laws(config["problem"]["d"]), **init.get("layer1", {})}
     config["expectation"] = _expectation(raw.get("expectation"), config)
     config["flow"] = _flow(raw.get("flow"), config)
+    if infinite:
+        why = first_layer.check_config(config)
+        if why:
+            raise ConfigError(f"[model] first_layer = 'infinite' {why}")
     if config["expectation"]["method"] == "radial":
         why = radial_check(config)
         if why:
@@ -155,13 +164,29 @@ def _width(value, path, layers):
     return list(value)
 
 
+def _infinite_width(value, path):
+    """[K, M2] from the width M2 or [K, M2] of a model with the infinite first layer
+    (:func:`meanfield.radial.first_layer.widths`)."""
+    count = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1
+    if not (count(value) or (isinstance(value, list) and len(value) == 2 and all(map(count, value)))):
+        _fail(path, value, "with first_layer = 'infinite': M2 or [K, M2], integers >= 1")
+    return first_layer.widths(value)
+
+
 def _model(raw):
-    raw = _table(raw, "model", ("layers", "activation", "width", "bias", "init", "particle_weights", "dtype"))
+    raw = _table(raw, "model", ("layers", "activation", "width", "bias", "init", "particle_weights", "dtype",
+                                "first_layer"))
     layers = _choice(raw, "model.layers", (2, 3), 2)
+    first = _choice(raw, "model.first_layer", first_layer.FIRST_LAYERS, "particles")
+    if first == "infinite":
+        width = _infinite_width(raw.get("width", 256), "model.width")
+    else:
+        width = _width(raw.get("width", 256 if layers == 2 else [256, 256]), "model.width", layers)
     model = {
         "layers": layers,
+        "first_layer": first,
         "activation": _choice(raw, "model.activation", activations.NAMES, "relu"),
-        "width": _width(raw.get("width", 256 if layers == 2 else [256, 256]), "model.width", layers),
+        "width": width,
         "bias": _bool(raw, "model.bias", True),
         "particle_weights": _choice(raw, "model.particle_weights", ("uniform", "random"), "uniform"),
         "dtype": _choice(raw, "model.dtype", ("float64", "float32"), "float64"),
@@ -340,10 +365,16 @@ def _expectation(raw, config):
         for key in ("n", "eval_n"):
             if out[key] & (out[key] - 1):
                 _fail(f"expectation.{key}", out[key], "sobol sampling needs a power of two")
-    if method == "closed_form":
+    infinite = config["model"]["first_layer"] == "infinite"
+    if method == "closed_form" and not infinite:       # the infinite first layer refuses it itself
         _check_closed_form(config)
     if method == "radial":
+        if infinite and "particles" in raw:
+            raise ConfigError("[expectation] particles: with [model] first_layer = 'infinite' the reduced widths "
+                              "are [model] width (M2 or [K, M2])")
         out.update(_radial_options(raw, config["model"]["layers"]))
+        if infinite:
+            out["particles"] = config["model"]["width"]
     else:
         given = sorted(set(raw) & set(RADIAL_KEYS))
         if given:

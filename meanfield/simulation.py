@@ -41,8 +41,8 @@ class Simulation:
         self.problem = problem_from_config(config)
         self.input_law, self.target = self.problem.input_law, self.problem.target
         method = config["expectation"]["method"]
-        if method == "radial":
-            # the symmetry-reduced solver: reduced particles (radius, bias, readout), exact expectations
+        if method == "radial" or model["first_layer"] == "infinite":
+            # reduced particles (radius, bias, ...): the symmetry-reduced solver, or the infinite first layer
             self.network, self.initial_state = reduced_from_config(config)
         else:
             self.network = build_network(model["layers"], problem["d"], model["width"], model["activation"],

@@ -296,7 +296,7 @@ def test_empty_config_gets_every_default():
     assert config["seed"] == 0
     assert config["problem"] == {"d": 10, "input": {"law": "gaussian"}, "noise": 0.0,
                                  "target": {"kind": "relu_ball", "radius": 1.0, "amplitude": 1.0}}
-    assert config["model"] == {"layers": 2, "activation": "relu", "width": 256, "bias": True,
+    assert config["model"] == {"layers": 2, "first_layer": "particles", "activation": "relu", "width": 256, "bias": True,
                                "particle_weights": "uniform", "dtype": "float64", "init": {}}
     assert config["expectation"] == {"method": "samples", "n": 4096, "sampler": "mc", "eval_n": 4096, "seed": None}
     assert config["flow"] == {"time": 10.0, "integrator": "heun", "dt": 0.01, "rtol": 1e-6, "atol": 1e-9,

@@ -37,8 +37,12 @@ limit of full runs with that integrator and dt.
     rules          composite rules in rho split at kinks
     marginals      the reduced particles of the initial laws (``build_reduced``)
     networks       reduced networks (``build_radial_network``)
-    expectation    the radial estimator (``RadialExpectation``)
+    expectation    the reduced risk and its velocities (``ReducedRisk``), the radial
+                   estimator (``RadialExpectation``)
+    sampled        the sample risk of a reduced network (``SampledRadii``)
     reducibility   which configs reduce (``check_config``; no solver imports)
+    first_layer    ``[model] first_layer = "infinite"``: the infinite first layer of
+                   three-layer models (its config rules; no solver imports)
 
 The radius laws themselves are :mod:`meanfield.problem.radius`; the solver's own
 discretization error is measured by :mod:`meanfield.studies.radial_refinement`.

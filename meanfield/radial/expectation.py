@@ -21,6 +21,10 @@ distance to rho = 0).  Doubling every node count changes the velocities by <= 3e
 relative (d = 2: 1e-14 with 24 nodes) and the risk by ~1e-16.  The cost is
 O(K (K + panels) nodes) feature evaluations for K reduced particles (~3.5 nodes per
 kink), independent of d.
+
+:class:`ReducedRisk` holds the risk and the velocities for any rule (rho_n, w_n, y_n)
+over the input norm; :class:`RadialExpectation` supplies the quadrature above, and
+:class:`meanfield.radial.sampled.SampledRadii` the norms of a fixed sample set.
 """
 
 import numpy as np
@@ -33,123 +37,39 @@ from meanfield.radial.reducibility import options as radial_options
 from meanfield.radial.rules import radius_rule
 
 
-class RadialExpectation:
-    """Exact expectations over rotation-invariant inputs for reduced networks.
-
-    ``input_law``: a :class:`meanfield.problem.radius.RadiusLaw`, an input law with a
-    ``radius_law``, or an ``[problem] input`` table; ``target``: a radial target (with
-    its kinks, :class:`meanfield.problem.targets.RadialTarget`) or an ``[problem] target`` table;
-    ``noise``: std of label noise (adds noise^2/2 to the risk, noise^2 to Var(y)).
-    ``nodes`` (at most, per piece; default 16, 24 for d = 2) and ``panels`` base pieces of the rho-rule
-    (see :func:`meanfield.radial.rules.radius_rule`; relu in even d <= 8 uses the sine substitution;
-    ``adaptive`` gives short pieces fewer nodes); ``split`` cuts the rule at the kinks of relu features
-    (|b_k|/|r_k|) and, for three layers, at the zeros of every h_j.  ``chunk`` nodes per
-    block of work (blocks are dealt round-robin to the worker threads).
+class ReducedRisk:
+    """The risk 1/2 sum_n w_n (f(rho_n) - y_n)^2 of a reduced network and its velocities,
+    for a rule (rho_n, w_n, y_n) over the input norm given by the subclass's
+    ``rule(network, params)``: the quadrature of :class:`RadialExpectation`, or the norms of
+    a fixed sample set (:class:`meanfield.radial.sampled.SampledRadii`).  ``noise_variance``
+    (label noise not in y) adds noise^2/2 to the risk; ``chunk`` nodes per block of work
+    (blocks are dealt round-robin to the worker threads).
     """
 
-    method = "radial"
+    noise_variance = 0.0
+    chunk = 256
+    d = None
+    work = 0            # (node, particle) feature evaluations of the last velocity
 
-    def __init__(self, input_law, target, d, noise=0.0, nodes=None, panels=16, split=True, adaptive=True,
-                 chunk=256):
-        self.d = int(d)
-        self.law = _radius_law(input_law, self.d)
-        self.target = _radial_target(target, self.d)
-        self.noise_variance = float(noise) ** 2
-        # relu features in even d have (rho - rho_k)^((d-1)/2) at their kinks: half-integer
-        # powers, made analytic by the sine substitution (which needs about twice the nodes)
-        self.sine = self.d % 2 == 0 and self.d <= 8
-        if nodes is None:
-            nodes = 24 if (self.sine and self.d == 2) else 16
-        self.nodes, self.panels, self.split, self.chunk = int(nodes), int(panels), bool(split), int(chunk)
-        self.adaptive = bool(adaptive)
-        if self.nodes < 1 or self.panels < 1 or self.chunk < 1:
-            raise ValueError("radial expectation: nodes, panels and chunk must be >= 1")
-        rho, w, _ = radius_rule(self.law, self.target.kinks, 2 * self.nodes, self.panels)
-        y = self.target.values(rho)
-        self._target_variance = float(w @ (y - w @ y) ** 2) + self.noise_variance
-        self.last_rule_size = 0
-        self.work = 0       # (node, particle) feature evaluations of the last velocity
-
-    @classmethod
-    def from_problem(cls, problem, **options):
-        """For a :class:`meanfield.problem.Problem` (d, input law, target, noise)."""
-        return cls(problem.input_law, problem.target, problem.d, problem.noise, **options)
-
-    @property
-    def target_variance(self):
-        """Var(y), label noise included."""
-        return self._target_variance
-
-    # ------------------------------------------------------------------ rules
+    def rule(self, network, params):
+        """(rho, weights, y): the nodes over the input norm for this state."""
+        raise NotImplementedError
 
     def _check(self, network):
         if not getattr(network, "reduced", False):
-            raise ValueError("radial expectation needs a reduced network (meanfield.radial.networks."
-                             "RadialTwoLayerNetwork or RadialThreeLayerNetwork, e.g. from "
+            raise ValueError(f"{self.method} expectation needs a reduced network "
+                             "(meanfield.radial.networks.RadialTwoLayerNetwork or RadialThreeLayerNetwork, e.g. from "
                              "meanfield.radial.marginals.build_reduced); a full network is not rotation invariant")
         if network.d != self.d:
-            raise ValueError(f"radial expectation is for d = {self.d}, the network has d = {network.d}")
-
-    def rule(self, network, params):
-        """(rho, weights, y) of the rho-rule for this state (split at every kink)."""
-        kinks = [self.target.kinks]
-        relu = network.features.relu
-        sine = self.sine and relu
-        if self.split and relu:
-            kinks.append(network.features.kinks(*network.first_layer(params)))
-        # d = 2 (square-root branch points at the kinks) keeps the full count on every piece
-        minimum = self.nodes if (sine and self.d == 2) else None
-        rho, w, edges = radius_rule(self.law, np.concatenate(kinks), self.nodes, self.panels, sine, self.adaptive, minimum)
-        if self.split and network.layers == 3 and relu and self.law.atom is None:
-            roots = self._hidden_roots(network, params, rho, edges)
-            if len(roots):
-                kinks.append(roots)
-                rho, w, _ = radius_rule(self.law, np.concatenate(kinks), self.nodes, self.panels, sine, self.adaptive,
-                                          minimum)
-        self.last_rule_size = len(rho)
-        return rho, w, self.target.values(rho)
-
-    def _hidden_roots(self, network, params, rho, edges, iterations=60):
-        """Zeros of every h_j(rho) inside the support (sign changes on the rule, then safeguarded Newton)."""
-        scan = np.unique(np.concatenate([rho, edges]))
-        H = network.hidden(params, scan)
-        i, j = np.nonzero(np.sign(H[:-1]) * np.sign(H[1:]) < 0)
-        if len(i) == 0:
-            return np.empty(0)
-        lo, hi, h_lo = scan[i], scan[i + 1], H[i, j]
-        r, c = network.first_layer(params)
-        WpT, b2 = network.second_layer(params)
-        columns = WpT[:, j]
-        x = lo - h_lo * (hi - lo) / (H[i + 1, j] - h_lo)          # regula falsi start
-        for _ in range(iterations):
-            G, Gs, _ = network.features(x, r, c, derivatives=True)
-            h = np.einsum("ck,kc->c", G, columns) + b2[j]
-            dh = np.einsum("ck,kc->c", Gs * r, columns)
-            same = np.sign(h) * np.sign(h_lo) > 0
-            lo, h_lo = np.where(same, x, lo), np.where(same, h, h_lo)
-            hi = np.where(same | (h == 0), hi, x)
-            lo = np.where(h == 0, x, lo)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                newton = x - h / dh
-            inside = np.isfinite(newton) & (newton > lo) & (newton < hi)
-            x_new = np.where(h == 0, x, np.where(inside, newton, 0.5 * (lo + hi)))
-            done = np.abs(x_new - x) <= 1e-15 * (1 + np.abs(x))
-            x = x_new
-            if done.all():
-                break
-        return x
-
-    # ------------------------------------------------------------------ estimator interface
+            raise ValueError(f"{self.method} expectation is for d = {self.d}, the network has d = {network.d}")
 
     def loss(self, network, flat):
-        """1/2 E[(f - y)^2] (+ noise^2/2), exact up to quadrature."""
+        """1/2 sum_n w_n (f(rho_n) - y_n)^2 (+ noise^2/2)."""
         self._check(network)
         params = network.layout.unpack(np.asarray(flat))
         rho, w, y = self.rule(network, params)
         e = network._profile(params, rho) - y
         return 0.5 * float(w @ (e * e)) + 0.5 * self.noise_variance
-
-    test_loss = loss
 
     def velocity(self, network, flat, out):
         """Write -(1/mass) d(data risk)/dtheta into ``out``; return the data risk."""
@@ -230,6 +150,106 @@ class RadialExpectation:
         sink[0] -= np.einsum("nk,nk,n->k", B, Phis, rho)
         sink[1] -= np.einsum("nk,nk->k", B, Phib)
         return 0.5 * float(we @ e)
+
+
+class RadialExpectation(ReducedRisk):
+    """Exact expectations over rotation-invariant inputs for reduced networks.
+
+    ``input_law``: a :class:`meanfield.problem.radius.RadiusLaw`, an input law with a
+    ``radius_law``, or an ``[problem] input`` table; ``target``: a radial target (with
+    its kinks, :class:`meanfield.problem.targets.RadialTarget`) or an ``[problem] target`` table;
+    ``noise``: std of label noise (adds noise^2/2 to the risk, noise^2 to Var(y)).
+    ``nodes`` (at most, per piece; default 16, 24 for d = 2) and ``panels`` base pieces of the rho-rule
+    (see :func:`meanfield.radial.rules.radius_rule`; relu in even d <= 8 uses the sine substitution;
+    ``adaptive`` gives short pieces fewer nodes); ``split`` cuts the rule at the kinks of relu features
+    (|b_k|/|r_k|) and, for three layers, at the zeros of every h_j.  ``chunk`` nodes per
+    block of work (blocks are dealt round-robin to the worker threads).
+    """
+
+    method = "radial"
+
+    def __init__(self, input_law, target, d, noise=0.0, nodes=None, panels=16, split=True, adaptive=True,
+                 chunk=256):
+        self.d = int(d)
+        self.law = _radius_law(input_law, self.d)
+        self.target = _radial_target(target, self.d)
+        self.noise_variance = float(noise) ** 2
+        # relu features in even d have (rho - rho_k)^((d-1)/2) at their kinks: half-integer
+        # powers, made analytic by the sine substitution (which needs about twice the nodes)
+        self.sine = self.d % 2 == 0 and self.d <= 8
+        if nodes is None:
+            nodes = 24 if (self.sine and self.d == 2) else 16
+        self.nodes, self.panels, self.split, self.chunk = int(nodes), int(panels), bool(split), int(chunk)
+        self.adaptive = bool(adaptive)
+        if self.nodes < 1 or self.panels < 1 or self.chunk < 1:
+            raise ValueError("radial expectation: nodes, panels and chunk must be >= 1")
+        rho, w, _ = radius_rule(self.law, self.target.kinks, 2 * self.nodes, self.panels)
+        y = self.target.values(rho)
+        self._target_variance = float(w @ (y - w @ y) ** 2) + self.noise_variance
+        self.last_rule_size = 0
+
+    @classmethod
+    def from_problem(cls, problem, **options):
+        """For a :class:`meanfield.problem.Problem` (d, input law, target, noise)."""
+        return cls(problem.input_law, problem.target, problem.d, problem.noise, **options)
+
+    @property
+    def target_variance(self):
+        """Var(y), label noise included."""
+        return self._target_variance
+
+    # ------------------------------------------------------------------ rules
+
+    def rule(self, network, params):
+        """(rho, weights, y) of the rho-rule for this state (split at every kink)."""
+        kinks = [self.target.kinks]
+        relu = network.features.relu
+        sine = self.sine and relu
+        if self.split and relu:
+            kinks.append(network.features.kinks(*network.first_layer(params)))
+        # d = 2 (square-root branch points at the kinks) keeps the full count on every piece
+        minimum = self.nodes if (sine and self.d == 2) else None
+        rho, w, edges = radius_rule(self.law, np.concatenate(kinks), self.nodes, self.panels, sine, self.adaptive, minimum)
+        if self.split and network.layers == 3 and relu and self.law.atom is None:
+            roots = self._hidden_roots(network, params, rho, edges)
+            if len(roots):
+                kinks.append(roots)
+                rho, w, _ = radius_rule(self.law, np.concatenate(kinks), self.nodes, self.panels, sine, self.adaptive,
+                                          minimum)
+        self.last_rule_size = len(rho)
+        return rho, w, self.target.values(rho)
+
+    def _hidden_roots(self, network, params, rho, edges, iterations=60):
+        """Zeros of every h_j(rho) inside the support (sign changes on the rule, then safeguarded Newton)."""
+        scan = np.unique(np.concatenate([rho, edges]))
+        H = network.hidden(params, scan)
+        i, j = np.nonzero(np.sign(H[:-1]) * np.sign(H[1:]) < 0)
+        if len(i) == 0:
+            return np.empty(0)
+        lo, hi, h_lo = scan[i], scan[i + 1], H[i, j]
+        r, c = network.first_layer(params)
+        WpT, b2 = network.second_layer(params)
+        columns = WpT[:, j]
+        x = lo - h_lo * (hi - lo) / (H[i + 1, j] - h_lo)          # regula falsi start
+        for _ in range(iterations):
+            G, Gs, _ = network.features(x, r, c, derivatives=True)
+            h = np.einsum("ck,kc->c", G, columns) + b2[j]
+            dh = np.einsum("ck,kc->c", Gs * r, columns)
+            same = np.sign(h) * np.sign(h_lo) > 0
+            lo, h_lo = np.where(same, x, lo), np.where(same, h, h_lo)
+            hi = np.where(same | (h == 0), hi, x)
+            lo = np.where(h == 0, x, lo)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                newton = x - h / dh
+            inside = np.isfinite(newton) & (newton > lo) & (newton < hi)
+            x_new = np.where(h == 0, x, np.where(inside, newton, 0.5 * (lo + hi)))
+            done = np.abs(x_new - x) <= 1e-15 * (1 + np.abs(x))
+            x = x_new
+            if done.all():
+                break
+        return x
+
+    test_loss = ReducedRisk.loss        # exact up to quadrature: no separate evaluation set
 
 
 def _radius_law(spec, d):

@@ -20,7 +20,7 @@ from meanfield import seeding
 from meanfield.model import initialization
 from meanfield.radial.cosine import golub_welsch
 from meanfield.radial.networks import RadialThreeLayerNetwork, RadialTwoLayerNetwork
-from meanfield.radial import reducibility
+from meanfield.radial import first_layer, reducibility
 
 
 class Marginal:
@@ -203,11 +203,23 @@ def build_reduced(layers, d, init=None, particles=None, activation="relu", bias=
 
 
 def reduced_from_config(config):
-    """(network, initial flat vector) of the reduced solver for a validated config."""
-    why = reducibility.check_config(config)
-    if why:
-        raise ValueError(f"[expectation] method = 'radial' {why}")
-    model, spec = config["model"], reducibility.options(config)
+    """(network, initial flat vector) of a validated config's reduced model: the reduced
+    solver's (``[expectation] particles`` and ``particle_rule``), or with
+    ``[model] first_layer = "infinite"`` the three-layer model whose widths [K, M2] are
+    ``[model] width`` (:mod:`meanfield.radial.first_layer`; config validation copies them
+    into ``[expectation] particles`` for method radial, so that refining those refines the model)."""
+    model = config["model"]
+    infinite = model.get("first_layer") == "infinite"
+    checks = [("[model] first_layer = 'infinite'", first_layer.check_config)] if infinite else []
+    if not infinite or config["expectation"]["method"] == "radial":
+        checks.append(("[expectation] method = 'radial'", reducibility.check_config))
+    for what, check in checks:
+        why = check(config)
+        if why:
+            raise ValueError(f"{what} {why}")
+    spec = reducibility.options(config)        # method radial: its particles are the model's widths
+    if infinite and config["expectation"]["method"] != "radial":
+        spec["particles"] = model["width"]
     seed = config.get("seed", 0) if config.get("expectation", {}).get("seed") is None else config["expectation"]["seed"]
     return build_reduced(model["layers"], config["problem"]["d"], model["init"], spec["particles"],
                          model["activation"], model["bias"], spec["particle_rule"], seed)

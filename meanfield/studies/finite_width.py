@@ -122,11 +122,17 @@ CLOSED_FORM_MESSAGE = ("[expectation] method = 'closed_form': the finite-width s
                        "use method = 'samples' for a comparison")
 
 
+INFINITE_MESSAGE = ("[model] first_layer = 'infinite': the finite-width solver trains networks with finite first "
+                    "layers; compare those against a run with first_layer = 'particles'")
+
+
 def check(config):
     """Refuse, before any work, what a comparison cannot do (ValueError naming the key); the settings."""
     opts = settings(config)
     if config["expectation"]["method"] != "samples":
         raise ValueError(CLOSED_FORM_MESSAGE)
+    if config["model"]["first_layer"] == "infinite":
+        raise ValueError(INFINITE_MESSAGE)
     if opts["reference_solver"] == "radial":
         try:
             radial_reference_config(config)

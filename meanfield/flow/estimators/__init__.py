@@ -1,7 +1,8 @@
 """Estimators of E_x, by ``[expectation] method``: a registry of constructors.
 
     samples       a fixed weighted sample set (Monte Carlo or scrambled Sobol), with an
-                  independent evaluation set for test losses
+                  independent evaluation set for test losses; for a reduced network (the
+                  infinite first layer) through the norms of the samples
     closed_form   exact Gaussian kernels (two-layer, bias-free relu/erf, teacher or
                   single-index target)
     radial        the symmetry-reduced solver's exact expectation over rotation-invariant
@@ -17,7 +18,9 @@ import numpy as np
 
 def samples(config, problem, network):
     """The training set (stream ``train``) and evaluation set (stream ``eval``) of ``n`` and
-    ``eval_n`` inputs, y = target(x) + noise * N(0, 1), in the model's dtype."""
+    ``eval_n`` inputs, y = target(x) + noise * N(0, 1), in the model's dtype; for a reduced
+    network (``[model] first_layer = "infinite"``) the same sets seen through their norms
+    (:class:`meanfield.radial.sampled.SampledRadii`)."""
     from meanfield import seeding
     from meanfield.flow.estimators.samples import SampleExpectation
     from meanfield.problem import inputs
@@ -31,6 +34,10 @@ def samples(config, problem, network):
         y = problem.target(X) + problem.noise * rng.standard_normal(n)
         sets.append((X.astype(dtype), y.astype(dtype)))
     (X, y), (Xe, ye) = sets
+    if getattr(network, "reduced", False):
+        from meanfield.radial.sampled import SampledRadii
+
+        return SampledRadii(X, y, None, Xe, ye)
     return SampleExpectation(X, y, None, Xe, ye)
 
 
