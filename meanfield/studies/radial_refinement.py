@@ -36,14 +36,18 @@ TAIL = 1e-4                    # gaussian inputs: the grid spans the radius law'
 def radial_variant(config, particles, seed):
     """``config`` run by the reduced solver with ``particles`` (None: its default) and scrambling
     ``seed`` (None: the top-level seed): the [expectation] table replaced (the radial options
-    kept), [model] width, which the reduced solver does not use, left out; parsed from its
-    own text, so a run file stores the config that ran."""
+    kept); [model] width, which the reduced solver does not use, left out (a perfect first
+    layer's reduced widths are its [model] width); parsed from its own text, so a run file
+    stores the config that ran."""
     options = reducibility.options(config)
-    expectation = {"method": "radial", "particles": particles, "seed": seed,
+    expectation = {"method": "radial", "seed": seed,
                    **{key: options[key] for key in ("particle_rule", "nodes", "panels")}}
-    variant = {**config, "expectation": expectation,
-               "model": {key: value for key, value in config["model"].items() if key != "width"}}
-    return parse(config_text(variant))
+    model = {key: value for key, value in config["model"].items() if key != "width"}
+    if model.get("first_layer") == "infinite":         # its reduced widths are [model] width
+        model["width"] = particles
+    else:
+        expectation["particles"] = particles
+    return parse(config_text({**config, "expectation": expectation, "model": model}))
 
 
 def particle_counts(config, factor):
