@@ -1,9 +1,9 @@
 """The registered studies, by name (``meanfield study``)."""
 
 from meanfield.config import ConfigError
-from meanfield.studies import finite_width, radial_refinement
+from meanfield.studies import depth_separation, finite_width, radial_refinement
 
-STUDIES = {study.name: study for study in (finite_width.STUDY, radial_refinement.STUDY)}
+STUDIES = {study.name: study for study in (depth_separation.STUDY, finite_width.STUDY, radial_refinement.STUDY)}
 
 
 def get(name):

@@ -1,0 +1,268 @@
+"""Depth separation of ReLU(1 - ||x||): two-layer against three-layer networks.
+
+Safran, Eldan & Shamir (2019) proved that ReLU(1 - ||x||) needs width exponential in d
+for two-layer networks at accuracy ~1/d^6, while three layers represent it with poly(d)
+neurons; Ren, Zhou & Ge (2023) showed that a three-layer mean-field network learns it.
+This study measures, in the exact infinite-width limit (the reduced solver), how both
+depths learn it as d grows:
+
+    two layers    K reduced particles (r_k, b_k, a_k), every group trained, first-layer
+                  law the sphere of radius sqrt(d) (the feature scale kappa_d sqrt(d) -> 1/sqrt(2 pi))
+    three layers  the perfect first layer: directions uniform on the sphere of radius
+                  sqrt(d), bias 0, frozen (one reduced first-layer particle), and M2
+                  second-layer particles (W_j, b_j, a_j)
+
+on inputs with uniform directions and radius ~ U[0, 2], for every d of ``[study]
+dimensions``.  It reports the relative loss against time, the time to reach each
+``epsilons`` level, and two norms of the readout that govern how many neurons a finite
+network needs to follow the limit:
+
+    second moment   E_q[a^2] = sum_j q_j a_j^2
+    path norm       two layers:   sum_k p_k |a_k| sqrt(r_k^2 + b_k^2)
+                    three layers: sum_j q_j |a_j| (sum_k p_k |W_jk| sqrt(r_k^2 + c_k^2) + |b_j|)
+
+The study config (``data/depth_separation.toml``) holds a ``[study]`` table (dimensions,
+epsilons, reduced particle counts) and a ``[base]`` run config shared by every run;
+``[quick]`` overrides ``[study]`` and ``[base.flow]`` for ``--quick``.
+"""
+
+import copy
+import math
+import os
+import tomllib
+from importlib import resources
+
+import numpy as np
+
+from meanfield.config import ConfigError, config_text, parse
+from meanfield.storage import RunFile
+from meanfield.studies.executor import Job
+from meanfield.studies.report import Analysis, Table
+from meanfield.studies.study import Study
+
+DEPTHS = (2, 3)
+STUDY_KEYS = {"dimensions": list, "epsilons": list, "particles": dict}
+CONFIG_KEYS = ("study", "quick", "base")
+DEFAULT_CONFIG = "depth_separation.toml"
+
+
+def default_config_path():
+    """The built-in study config (the same file as ``data/depth_separation.toml``)."""
+    return os.fspath(resources.files("meanfield").joinpath("defaults", DEFAULT_CONFIG))
+
+
+def read_settings(path, quick):
+    """The [study] settings (with [quick] over them when ``quick``) and the [base] table; ConfigError on bad input."""
+    try:
+        with open(path, "rb") as fh:
+            text = fh.read().decode()
+        raw = tomllib.loads(text)
+    except FileNotFoundError:
+        raise ConfigError(f"study config {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"study config {path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(raw) - set(CONFIG_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown table {unknown[0]!r} in {path}; allowed: {', '.join(CONFIG_KEYS)}")
+    study = dict(raw.get("study", {}))
+    base = copy.deepcopy(raw.get("base", {}))
+    if quick:
+        overrides = dict(raw.get("quick", {}))
+        flow = overrides.pop("flow", {})
+        study.update(overrides)
+        base.setdefault("flow", {}).update(flow)
+    for key, kind in STUDY_KEYS.items():
+        if not isinstance(study.get(key), kind):
+            raise ConfigError(f"[study] {key} must be a {kind.__name__}, got {study.get(key)!r}")
+    unknown = sorted(set(study) - set(STUDY_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r} in [study]; allowed: {', '.join(STUDY_KEYS)}")
+    if not study["dimensions"] or not all(isinstance(d, int) and d >= 2 for d in study["dimensions"]):
+        raise ConfigError(f"[study] dimensions must be integers >= 2, got {study['dimensions']!r}")
+    if not all(isinstance(e, (int, float)) and 0 < e < 1 for e in study["epsilons"]):
+        raise ConfigError(f"[study] epsilons must lie in (0, 1), got {study['epsilons']!r}")
+    return study, base, text
+
+
+def limit_config(base, depth, d, particles):
+    """The run config (a raw TOML table, checked by parsing it) of the exact limit of
+    ``depth`` layers in dimension d."""
+    config = copy.deepcopy(base)
+    config.setdefault("problem", {})["d"] = d
+    sphere = {"law": "sphere", "radius": math.sqrt(d)}     # the three-layer default law, for both depths
+    model = config.setdefault("model", {})
+    model["layers"] = depth
+    if depth == 2:
+        init = model.setdefault("init", {})
+        init["layer1"] = {"weight": sphere, **init.get("layer1", {})}
+        config["expectation"] = {"method": "radial", "particles": particles["two_layers"]}
+    else:          # the perfect first layer: its default law is the sphere of radius sqrt(d), bias 0
+        model.update(first_layer="infinite", width=particles["three_layers"])
+        config["expectation"] = {"method": "radial"}
+        timescale = config.setdefault("flow", {}).setdefault("timescale", {})
+        timescale["layer1"] = 0.0                            # frozen
+    parse(config_text(config))
+    return config
+
+
+def readout_norms(network, state):
+    """(E_q[a^2], path norm) of a reduced network's state (see the module docstring)."""
+    P = network.layout.unpack(np.asarray(state, dtype=np.float64))
+    weights = network.particle_weights
+    a = P["readout"]["weight"]
+    q = weights["readout"]
+    r = P["layer1"]["radius"]
+    c = P["layer1"]["bias"] if network.bias else np.zeros_like(r)
+    first = np.hypot(r, c)
+    if network.layers == 2:
+        path = float(np.sum(q * np.abs(a) * first))
+    else:
+        inner = np.abs(P["layer2"]["weight"]) @ (weights["layer1"] * first)
+        if network.bias:
+            inner = inner + np.abs(P["layer2"]["bias"])
+        path = float(np.sum(q * np.abs(a) * inner))
+    return float(np.sum(q * a * a)), path
+
+
+def time_to_reach(times, losses, epsilon):
+    """The first time the relative loss is <= epsilon (linear interpolation in log loss between
+    recorded times), or nan if it never is."""
+    below = np.nonzero(np.asarray(losses) <= epsilon)[0]
+    if not len(below):
+        return float("nan")
+    k = below[0]
+    if k == 0:
+        return float(times[0])
+    l0, l1 = math.log(losses[k - 1]), math.log(losses[k])
+    return float(times[k - 1] + (times[k] - times[k - 1]) * (l0 - math.log(epsilon)) / (l0 - l1))
+
+
+TABLE_DIMENSIONS = (4, 16)
+TABLE_SPACING = 5.0            # metric times of the reference table: multiples of this
+
+
+def limit_curves(config_path, directory, time, dimensions=TABLE_DIMENSIONS):
+    """Relative loss of both depths' quick limit runs at ``dimensions`` on [0, ``time``], at
+    the multiples of TABLE_SPACING (a multiple of dt: a shorter run takes the same steps, so
+    its curve is a prefix of a longer one's); rows {depth, d, time, relative_loss}."""
+    from meanfield.simulation import Simulation
+
+    study, base, _ = read_settings(config_path, quick=True)
+    rows = []
+    for d in dimensions:
+        for depth in DEPTHS:
+            raw = limit_config(base, depth, d, study["particles"])
+            raw["flow"]["time"] = time
+            count = int(round(time / TABLE_SPACING)) + 1
+            raw["output"] = {"path": os.path.join(directory, f"table-{depth}layers-d{d}.h5"), "plot": False,
+                             "progress": False, "snapshots": {"count": 2, "spacing": "linear"},
+                             "metrics": {"count": count, "spacing": "linear"}}
+            _, metrics, _ = Simulation(parse(config_text(raw))).run(force=True)
+            rows += [{"depth": depth, "d": d, "time": row["time"], "relative_loss": row["relative_loss"]}
+                     for row in metrics]
+    return rows
+
+
+class DepthSeparationStudy(Study):
+    name = "depth-separation"
+    title = "Depth separation of ReLU(1 - ||x||): two layers against three, in the exact limit"
+    summary = "both depths' exact limit (reduced solver) for every d: loss, time to eps, readout norms"
+    needs_config = False
+
+    def settings(self, config_path, quick, output=None):
+        path = config_path or default_config_path()
+        study, base, text = read_settings(path, quick)
+        directory = output or ("depth-separation-quick" if quick else "depth-separation")
+        runs = []
+        for d in study["dimensions"]:
+            for depth in DEPTHS:
+                try:
+                    config = limit_config(base, depth, d, study["particles"])
+                except (ConfigError, KeyError) as exc:
+                    raise ConfigError(f"{path}: the {depth}-layer limit at d = {d}: {exc}") from None
+                runs.append((depth, d, config))
+        return {"config_text": text, "directory": os.fspath(directory), "epsilons": study["epsilons"],
+                "runs": runs}
+
+    def plan(self, settings, rows):
+        jobs = []
+        for depth, d, config in settings["runs"]:
+            name = f"limit-{depth}layers-d{d}"
+            path = os.path.join(settings["directory"], name + ".h5")
+            config = {**config, "output": {**config.get("output", {}), "path": path, "plot": False, "progress": False}}
+            jobs.append(Job(name, config_text(config), path, {"depth": depth, "d": d}))
+        return jobs
+
+    def analyse(self, settings, jobs, rows):
+        curves, table, warnings = {}, [], []
+        for job, row in zip(jobs, rows):
+            depth, d = job.params["depth"], job.params["d"]
+            if row["status"] != "finished":
+                warnings.append(f"{job.name}: {row['status']} ({row['action']}); left out")
+                continue
+            with RunFile(job.path) as run:
+                metrics = run.metrics()
+                network, _ = run.network()
+                states = run.states(network.layout)
+                snapshot_times = run.snapshot_times()
+            norms = np.array([readout_norms(network, s) for s in states])
+            curves[depth, d] = (metrics["time"], metrics["relative_loss"], snapshot_times, norms)
+            entry = {"depth": depth, "d": d, "final relative loss": float(metrics["relative_loss"][-1])}
+            for eps in settings["epsilons"]:
+                entry[f"time to {eps:g}"] = time_to_reach(metrics["time"], metrics["relative_loss"], eps)
+            entry["E a^2"], entry["path norm"] = (float(v) for v in norms[-1])
+            table.append(entry)
+        findings = self._findings(table)
+        figures = self._figures(settings, curves) if curves else []
+        return Analysis(findings, [Table("limit", "The exact limit at the final time", table)], figures, warnings)
+
+    @staticmethod
+    def _findings(table):
+        findings = []
+        by = {(row["depth"], row["d"]): row for row in table}
+        for d in sorted({row["d"] for row in table}):
+            if (2, d) in by and (3, d) in by:
+                two, three = by[2, d]["final relative loss"], by[3, d]["final relative loss"]
+                findings.append(f"d = {d}: final relative loss {two:.4g} (2 layers) against {three:.4g} (3 layers), "
+                                f"ratio {two / three:.3g}")
+        return findings
+
+    @staticmethod
+    def _figures(settings, curves):
+        from meanfield.plotting.common import plt, save
+
+        dimensions = sorted({d for _, d in curves})
+        colours = {d: plt.cm.viridis(i / max(1, len(dimensions) - 1)) for i, d in enumerate(dimensions)}
+        fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
+        for (depth, d), (t, loss, _, _) in sorted(curves.items()):
+            keep = t > 0
+            ax.loglog(t[keep], loss[keep], "-" if depth == 3 else "--", color=colours[d],
+                      label=f"{depth} layers, d = {d}")
+        for eps in settings["epsilons"]:
+            ax.axhline(eps, color="0.7", lw=0.8)
+        ax.set_xlabel("flow time t")
+        ax.set_ylabel("relative loss  E(f - y)^2 / Var(y)")
+        ax.set_title("exact limit: 3 layers (solid, perfect first layer) against 2 layers (dashed)", fontsize=9)
+        ax.legend(fontsize=7, ncol=2)
+        paths = [("Relative loss against time, every d and depth",
+                  save(fig, os.path.join(settings["directory"], "limit-loss"), formats=("png",))[0])]
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 6.0), sharex=True, layout="constrained")
+        for (depth, d), (_, _, ts, norms) in sorted(curves.items()):
+            keep = ts > 0
+            style = "-" if depth == 3 else "--"
+            top.loglog(ts[keep], norms[keep, 0], style, marker=".", color=colours[d], label=f"{depth} layers, d = {d}")
+            bottom.loglog(ts[keep], norms[keep, 1], style, marker=".", color=colours[d])
+        top.set_title("3 layers solid, 2 layers dashed", fontsize=9)
+        top.set_ylabel("E_q[a^2]")
+        bottom.set_ylabel("path norm")
+        bottom.set_xlabel("flow time t")
+        top.legend(fontsize=7, ncol=2)
+        paths.append(("Second moment of the readout and path norm against time",
+                      save(fig, os.path.join(settings["directory"], "limit-norms"), formats=("png",))[0]))
+        return paths
+
+    def report_path(self, settings):
+        return os.path.join(settings["directory"], "report.md")
+
+
+STUDY = DepthSeparationStudy()
