@@ -21,9 +21,22 @@ network needs to follow the limit:
     path norm       two layers:   sum_k p_k |a_k| sqrt(r_k^2 + b_k^2)
                     three layers: sum_j q_j |a_j| (sum_k p_k |W_jk| sqrt(r_k^2 + c_k^2) + |b_j|)
 
+Then, at finite width, for every d of ``finite_dimensions``: the smallest network that
+reaches relative test loss <= eps (``width_epsilons``) within the flow's time, found by
+bisection over a ladder of trainable-parameter counts P (the mean of ``seeds`` runs on
+``n`` samples decides), with both depths matched in P:
+
+    two layers    m = round(P / (d + 2)) neurons (w, b, a all trained)
+    three layers  m1 = m2 = w with w^2 + 2w ~ P (the first layer frozen on the sphere of
+                  radius sqrt(d), bias 0; W, b, a trained)
+
+and the growth of the needed P with d fitted as a power law and as an exponential
+(:mod:`meanfield.analysis.growth`), both reported with their residuals.
+
 The study config (``data/depth_separation.toml``) holds a ``[study]`` table (dimensions,
-epsilons, reduced particle counts) and a ``[base]`` run config shared by every run;
-``[quick]`` overrides ``[study]`` and ``[base.flow]`` for ``--quick``.
+epsilons, reduced particle counts, the finite-width settings) and a ``[base]`` run
+config shared by every run; ``[quick]`` overrides ``[study]`` and ``[base.flow]`` for
+``--quick``.
 """
 
 import copy
@@ -34,6 +47,7 @@ from importlib import resources
 
 import numpy as np
 
+from meanfield.analysis.growth import LAWS, WidthBisection, fit_growth
 from meanfield.config import ConfigError, config_text, parse
 from meanfield.storage import RunFile
 from meanfield.studies.executor import Job
@@ -41,7 +55,8 @@ from meanfield.studies.report import Analysis, Table
 from meanfield.studies.study import Study
 
 DEPTHS = (2, 3)
-STUDY_KEYS = {"dimensions": list, "epsilons": list, "particles": dict}
+STUDY_KEYS = {"dimensions": list, "epsilons": list, "particles": dict, "finite_dimensions": list,
+              "width_epsilons": list, "parameter_ladder": list, "seeds": int, "n": int}
 CONFIG_KEYS = ("study", "quick", "base")
 DEFAULT_CONFIG = "depth_separation.toml"
 
@@ -79,8 +94,16 @@ def read_settings(path, quick):
         raise ConfigError(f"unknown key {unknown[0]!r} in [study]; allowed: {', '.join(STUDY_KEYS)}")
     if not study["dimensions"] or not all(isinstance(d, int) and d >= 2 for d in study["dimensions"]):
         raise ConfigError(f"[study] dimensions must be integers >= 2, got {study['dimensions']!r}")
-    if not all(isinstance(e, (int, float)) and 0 < e < 1 for e in study["epsilons"]):
-        raise ConfigError(f"[study] epsilons must lie in (0, 1), got {study['epsilons']!r}")
+    for key in ("epsilons", "width_epsilons"):
+        if not all(isinstance(e, (int, float)) and 0 < e < 1 for e in study[key]):
+            raise ConfigError(f"[study] {key} must lie in (0, 1), got {study[key]!r}")
+    if not all(isinstance(d, int) and d >= 1 for d in study["finite_dimensions"]):
+        raise ConfigError(f"[study] finite_dimensions must be integers >= 1, got {study['finite_dimensions']!r}")
+    ladder = study["parameter_ladder"]
+    if not ladder or not all(isinstance(p, int) and p >= 1 for p in ladder) or ladder != sorted(set(ladder)):
+        raise ConfigError(f"[study] parameter_ladder must be increasing integers >= 1, got {ladder!r}")
+    if study["seeds"] < 1 or study["n"] < 1:
+        raise ConfigError("[study] seeds and n must be >= 1")
     return study, base, text
 
 
@@ -103,6 +126,35 @@ def limit_config(base, depth, d, particles):
         timescale["layer1"] = 0.0                            # frozen
     parse(config_text(config))
     return config
+
+
+def finite_widths(depth, d, parameters):
+    """The widths of a finite network of ``depth`` layers with about ``parameters`` trainable ones."""
+    if depth == 2:
+        return max(1, round(parameters / (d + 2)))
+    w = max(1, round(math.sqrt(parameters + 1) - 1))
+    return [w, w]
+
+
+def finite_config(base, depth, d, parameters, seed, n):
+    """The run config (raw) of a finite network (see finite_widths) trained on n samples."""
+    config = copy.deepcopy(base)
+    config["seed"] = seed
+    config.setdefault("problem", {})["d"] = d
+    model = config.setdefault("model", {})
+    model.update(layers=depth, width=finite_widths(depth, d, parameters))
+    sphere = {"law": "sphere", "radius": math.sqrt(d)}
+    layer1 = {"weight": sphere} if depth == 2 else {"weight": sphere, "bias": {"law": "zero"}}
+    model.setdefault("init", {})["layer1"] = layer1
+    if depth == 3:
+        config.setdefault("flow", {}).setdefault("timescale", {})["layer1"] = 0.0
+    config["expectation"] = {"method": "samples", "n": n, "eval_n": n}
+    return config
+
+
+def relative_test_loss(row):
+    """The relative loss on the evaluation set from an executor row (test_loss over 1/2 Var(y))."""
+    return row["relative_loss"] * row["test_loss"] / row["loss"] if row["loss"] > 0 else float("nan")
 
 
 def readout_norms(network, state):
@@ -181,22 +233,66 @@ class DepthSeparationStudy(Study):
                 except (ConfigError, KeyError) as exc:
                     raise ConfigError(f"{path}: the {depth}-layer limit at d = {d}: {exc}") from None
                 runs.append((depth, d, config))
+        for d in study["finite_dimensions"]:
+            for depth in DEPTHS:
+                try:
+                    parse(config_text(finite_config(base, depth, d, study["parameter_ladder"][0], 0, study["n"])))
+                except ConfigError as exc:
+                    raise ConfigError(f"{path}: the finite {depth}-layer network at d = {d}: {exc}") from None
         return {"config_text": text, "directory": os.fspath(directory), "epsilons": study["epsilons"],
-                "runs": runs}
+                "runs": runs, "study": study, "base": base}
 
     def plan(self, settings, rows):
-        jobs = []
-        for depth, d, config in settings["runs"]:
-            name = f"limit-{depth}layers-d{d}"
-            path = os.path.join(settings["directory"], name + ".h5")
-            config = {**config, "output": {**config.get("output", {}), "path": path, "plot": False, "progress": False}}
-            jobs.append(Job(name, config_text(config), path, {"depth": depth, "d": d}))
+        jobs = [self._job(settings, f"limit-{depth}layers-d{d}", config, {"depth": depth, "d": d})
+                for depth, d, config in settings["runs"]]
+        planned = set()
+        for search in self._searches(settings, rows).values():
+            for parameters in search.probes:
+                for job in search.jobs[parameters]:
+                    if job.name not in planned:
+                        planned.add(job.name)
+                        jobs.append(job)
         return jobs
+
+    @staticmethod
+    def _job(settings, name, config, params):
+        path = os.path.join(settings["directory"], name + ".h5")
+        config = {**config, "output": {**config.get("output", {}), "path": path, "plot": False, "progress": False}}
+        return Job(name, config_text(config), path, params)
+
+    def _searches(self, settings, rows):
+        """{(depth, d, eps): WidthBisection} replayed from the finished rows; each search's
+        ``probes`` are the parameter counts tried so far (the last one pending when unfinished)
+        and ``jobs`` their runs, one per seed."""
+        study = settings["study"]
+        searches = {}
+        for d in study["finite_dimensions"]:
+            for depth in DEPTHS:
+                for eps in study["width_epsilons"]:
+                    search = WidthBisection(study["parameter_ladder"])
+                    search.probes, search.jobs, search.losses = [], {}, {}
+                    while (parameters := search.next_width()) is not None:
+                        search.probes.append(parameters)
+                        search.jobs[parameters] = [
+                            self._job(settings, f"finite-{depth}layers-d{d}-P{parameters}-seed{seed}",
+                                      finite_config(settings["base"], depth, d, parameters, seed, study["n"]),
+                                      {"depth": depth, "d": d, "parameters": parameters, "seed": seed})
+                            for seed in range(study["seeds"])]
+                        done = [rows.get(job.name) for job in search.jobs[parameters]]
+                        if any(row is None for row in done):
+                            break
+                        loss = float(np.mean([relative_test_loss(row) for row in done]))
+                        search.losses[parameters] = loss
+                        search.record(parameters, loss <= eps)
+                    searches[depth, d, eps] = search
+        return searches
 
     def analyse(self, settings, jobs, rows):
         curves, table, warnings = {}, [], []
         for job, row in zip(jobs, rows):
             depth, d = job.params["depth"], job.params["d"]
+            if "parameters" in job.params:                  # a finite network: see _width_needed
+                continue
             if row["status"] != "finished":
                 warnings.append(f"{job.name}: {row['status']} ({row['action']}); left out")
                 continue
@@ -214,7 +310,67 @@ class DepthSeparationStudy(Study):
             table.append(entry)
         findings = self._findings(table)
         figures = self._figures(settings, curves) if curves else []
-        return Analysis(findings, [Table("limit", "The exact limit at the final time", table)], figures, warnings)
+        tables = [Table("limit", "The exact limit at the final time", table)]
+        needed, fits = self._width_needed(settings, {job.name: row for job, row in zip(jobs, rows)})
+        if needed:
+            tables.append(Table("width_needed", "Trainable parameters needed to reach relative test loss <= eps "
+                                "within the flow's time (bisection over the ladder; mean over seeds)", needed))
+            figures.append(("Trainable parameters needed against d", self._needed_figure(settings, needed, fits)))
+        if fits:
+            tables.append(Table("growth", "Growth of the parameters needed with d: power law A d^p and "
+                                "exponential A e^(r d), least squares in log P", fits))
+            findings += [f"{fit['depth']} layers, eps = {fit['eps']:g}: power law p = {fit['rate']:.3g} "
+                         f"[{fit['rate_low']:.3g}, {fit['rate_high']:.3g}] (rms log residual "
+                         f"{fit['rms_residual']:.3g})" if fit["law"] == "power" else
+                         f"{fit['depth']} layers, eps = {fit['eps']:g}: exponential r = {fit['rate']:.3g} "
+                         f"[{fit['rate_low']:.3g}, {fit['rate_high']:.3g}] per dimension (rms log residual "
+                         f"{fit['rms_residual']:.3g})" for fit in fits]
+        return Analysis(findings, tables, figures, warnings)
+
+    def _width_needed(self, settings, rows):
+        needed, fits = [], []
+        for (depth, d, eps), search in self._searches(settings, rows).items():
+            widths = finite_widths(depth, d, search.width) if search.width else None
+            needed.append({"depth": depth, "d": d, "eps": eps, "parameters needed": search.width,
+                           "widths": widths, "probes": " ".join(f"{p}:{search.losses.get(p, float('nan')):.3g}"
+                                                                for p in search.probes)})
+        for depth in DEPTHS:
+            for eps in settings["study"]["width_epsilons"]:
+                points = [(row["d"], row["parameters needed"]) for row in needed
+                          if row["depth"] == depth and row["eps"] == eps and row["parameters needed"]]
+                if len({d for d, _ in points}) < 2:
+                    continue
+                for law in LAWS:
+                    fit = fit_growth(*zip(*points), law)
+                    fits.append({"depth": depth, "eps": eps, "law": law, "rate": fit.rate, "rate_low": fit.rate_low,
+                                 "rate_high": fit.rate_high, "amplitude": fit.amplitude,
+                                 "rms_residual": fit.rms_residual,
+                                 "residuals": " ".join(f"{r:+.3g}" for r in fit.residuals)})
+        return needed, fits
+
+    @staticmethod
+    def _needed_figure(settings, needed, fits):
+        from meanfield.plotting.common import plt, save
+
+        fig, ax = plt.subplots(figsize=(6.4, 4.4), layout="constrained")
+        markers = {2: "s", 3: "o"}
+        for i, eps in enumerate(settings["study"]["width_epsilons"]):
+            for depth in DEPTHS:
+                points = [(row["d"], row["parameters needed"]) for row in needed
+                          if row["depth"] == depth and row["eps"] == eps and row["parameters needed"]]
+                if points:
+                    ax.plot(*zip(*points), markers[depth], color=f"C{i}", ls="-" if depth == 3 else "--",
+                            label=f"{depth} layers, eps = {eps:g}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        dimensions = settings["study"]["finite_dimensions"]
+        ax.set_xticks(dimensions, [str(d) for d in dimensions])
+        ax.minorticks_off()
+        ax.set_xlabel("dimension d")
+        ax.set_ylabel("trainable parameters needed")
+        ax.set_title(f"not plotted: not reached up to P = {settings['study']['parameter_ladder'][-1]}", fontsize=9)
+        ax.legend(fontsize=8)
+        return save(fig, os.path.join(settings["directory"], "width-needed"), formats=("png",))[0]
 
     @staticmethod
     def _findings(table):

@@ -68,6 +68,11 @@ SMALL = """
 dimensions = [4, 8]
 epsilons = [0.5]
 particles = { two_layers = 16, three_layers = 16 }
+finite_dimensions = [2, 3]
+width_epsilons = [0.9]
+parameter_ladder = [16, 64, 256]
+seeds = 2
+n = 128
 [base.problem]
 input = { law = "radial", radius = { law = "uniform", rmin = 0.0, rmax = 2.0 } }
 target = { kind = "relu_ball" }
@@ -84,9 +89,18 @@ def test_the_study_runs_reports_and_skips_what_is_done(tmp_path):
     config = tmp_path / "small.toml"
     config.write_text(SMALL)
     result = run_study(STUDY, str(config), output=tmp_path / "out", serial=True, log=lambda line: None)
-    assert [row["status"] for row in result.rows] == ["finished"] * 4
-    (table,) = result.analysis.tables
+    assert {row["status"] for row in result.rows} == {"finished"}
+    table, needed, growth = result.analysis.tables
     assert [(row["depth"], row["d"]) for row in table.rows] == [(2, 4), (3, 4), (2, 8), (3, 8)]
+    # the bisection: the middle of the ladder first, each probe one run per seed, then narrower
+    assert [(row["depth"], row["d"]) for row in needed.rows] == [(2, 2), (3, 2), (2, 3), (3, 3)]
+    for row in needed.rows:
+        probes = [float(p.split(":")[1]) for p in row["probes"].split()]
+        reached = [p.split(":")[0] for p in row["probes"].split() if float(p.split(":")[1]) <= 0.9]
+        assert row["parameters needed"] == (min(int(p) for p in reached) if reached else None)
+        assert all(np.isfinite(probes))
+    finite_rows = [row for row in result.rows if row["name"].startswith("finite-")]
+    assert len(finite_rows) % 2 == 0 and finite_rows
     assert all(0 < row["final relative loss"] < 1.5 and row["path norm"] > 0 for row in table.rows)
     assert result.analysis.findings[0].startswith("d = 4: final relative loss ")
     report = Path(result.report).read_text()
