@@ -1,9 +1,9 @@
 """The ``meanfield`` command.
 
-    meanfield run [CONFIG.toml] [--output PATH] [--force] [--threads N] [--no-progress]
+    meanfield run [CONFIG.toml] [--output PATH] [--force] [--force-size] [--threads N] [--no-progress]
     meanfield run --resume RUN.h5
-    meanfield compare CONFIG.toml [--output PATH] [--force] [--no-progress]
-    meanfield sweep SWEEP.toml [--scheduler ADDRESS] [--workers N] [--serial]
+    meanfield compare CONFIG.toml [--output PATH] [--force] [--force-size] [--no-progress]
+    meanfield sweep SWEEP.toml [--scheduler ADDRESS] [--workers N] [--serial] [--force-size]
     meanfield study [NAME [CONFIG.toml] [--quick] [--scheduler ADDRESS] [--workers N] [--serial]]
     meanfield info RUN.h5
     meanfield plot RUN.h5
@@ -43,6 +43,7 @@ def _parser():
     run.add_argument("--output", help="run file path (overrides [output] path)")
     run.add_argument("--force", action="store_true", help="overwrite an existing output file")
     run.add_argument("--threads", type=int, help="worker threads (sets MEANFIELD_NUM_THREADS)")
+    _add_force_size(run)
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(handler=_run)
 
@@ -65,6 +66,7 @@ def _parser():
     compare.add_argument("--output", help="run file path (overrides [output] path)")
     compare.add_argument("--force", action="store_true", help="overwrite an existing output file")
     compare.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_force_size(compare)
     compare.set_defaults(handler=_compare)
 
     sweep = sub.add_parser("sweep", parents=[common], help="run a grid of configs (Dask or serial)",
@@ -76,6 +78,7 @@ def _parser():
     sweep.add_argument("--scheduler", metavar="ADDRESS", help="address of a running Dask scheduler")
     sweep.add_argument("--workers", type=int, help="LocalCluster worker processes (default: CPUs / threads_per_run)")
     sweep.add_argument("--serial", action="store_true", help="run in this process, one run after the other")
+    _add_force_size(sweep)
     sweep.set_defaults(handler=_sweep)
 
     study = sub.add_parser("study", parents=[common], help="list the studies, or run one (plan, runs, report)",
@@ -97,6 +100,21 @@ def _parser():
                                      "scipy, h5py and the BLAS in use.")
     env.set_defaults(handler=_env)
     return parser
+
+
+def _add_force_size(parser):
+    parser.add_argument("--force-size", action="store_true",
+                        help="run even when its estimated memory, snapshot disk space or step count is more "
+                             "than this machine's RAM, its free disk or the step limit")
+
+
+def _check_size(config, path, args):
+    """Refuse (exit 2) a run too large for this machine, unless --force-size."""
+    from meanfield import sizing
+    from meanfield.jit import num_threads
+
+    if not args.force_size:
+        sizing.check(config, path, threads=num_threads())
 
 
 def _new_output(config, args):
@@ -129,6 +147,7 @@ def _run(args):
     else:
         config = configuration.load(args.config) if args.config else configuration.parse(configuration.default_text())
         path = _new_output(config, args)
+        _check_size(config, path, args)
         source = args.config or "the built-in default config"
         print(f"meanfield: running {source} -> {path}", file=sys.stderr)
         outcome, rows, path = Simulation(config).run(path, force=args.force, progress=progress)
@@ -181,6 +200,7 @@ def _compare(args):
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     path = _new_output(config, args)
+    _check_size(config, path, args)
     print(f"meanfield: comparing finite widths with the mean-field reference of {args.config} -> {path}",
           file=sys.stderr)
     with warnings.catch_warnings():      # printed below, once, from the summary
@@ -199,7 +219,7 @@ def _sweep(args):
     if args.workers is not None and args.workers < 1:
         raise BadInput(f"--workers {args.workers}: must be >= 1")
     rows = run_sweep(args.sweep_file, scheduler=args.scheduler, serial=args.serial, workers=args.workers,
-                     log=lambda line: print(f"meanfield: {line}", file=sys.stderr))
+                     force_size=args.force_size, log=lambda line: print(f"meanfield: {line}", file=sys.stderr))
     for row in rows:
         values = "  ".join(f"{name} = {row[name]:.6g}" for name in METRICS)
         print(f"{row['name']}  {row['status']:<11} {row['action']:<8} {values}")

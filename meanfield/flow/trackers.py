@@ -8,8 +8,10 @@ those times.
 
 import numpy as np
 
+GEOMETRIC_FIRST = 1e-3       # a geometric time grid starts at GEOMETRIC_FIRST * total (after 0)
 
-def time_grid(total, count, spacing, first=1e-3, anchors=()):
+
+def time_grid(total, count, spacing, first=GEOMETRIC_FIRST, anchors=()):
     """``count`` times in [0, total]: linear, or 0 then geometric from first*total.
 
     Times within rounding (1e-12 total) of an anchor (a phase boundary) are moved onto it,

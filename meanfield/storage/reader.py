@@ -13,7 +13,7 @@ from meanfield import __version__
 from meanfield.config import ConfigError, parse
 from meanfield.model.networks import build_network
 from meanfield.storage import schema
-from meanfield.storage.checkpoint import read_checkpoint
+from meanfield.storage.checkpoint import check_slots, read_checkpoint
 from meanfield.storage.errors import RunFileError
 
 
@@ -45,6 +45,14 @@ class RunFile:
             if version != schema.FORMAT_VERSION:
                 raise RunFileError(f"{self.path} has format_version {version}; this meanfield "
                                    f"({__version__}) reads version {schema.FORMAT_VERSION}")
+            for name in (schema.STATUS_ATTR, schema.CONFIG_ATTR):
+                if name not in self.file.attrs:
+                    raise RunFileError(f"{self.path} is damaged: its root attribute {name!r} is missing")
+            status = self.file.attrs[schema.STATUS_ATTR]
+            if status not in schema.STATUSES:
+                raise RunFileError(f"{self.path} is damaged: status {status!r} is none of "
+                                   f"{', '.join(schema.STATUSES)}")
+            check_slots(self.file)
         except Exception:
             self.file.close()
             raise

@@ -21,6 +21,7 @@ import os
 
 import numpy as np
 
+from meanfield import sizing
 from meanfield.config import ConfigError, parse
 from meanfield.storage import RunFile, RunFileError
 
@@ -65,11 +66,13 @@ def first_difference(a, b, prefix=""):
     return None
 
 
-def check_jobs(jobs):
+def check_jobs(jobs, threads=1, force_size=False):
     """Refuse (ConfigError), before any work, a plan that cannot run as it says.
 
-    Every job's config must be valid and every existing file must be a readable run
-    file holding the same config (apart from its path); returns the parsed configs.
+    Every job's config must be valid, small enough for this machine with ``threads``
+    worker threads (:func:`meanfield.sizing.check`, unless ``force_size``), and every
+    existing file must be a readable run file holding the same config (apart from its
+    path); returns the parsed configs.
     """
     configs, seen = [], set()
     for job in jobs:
@@ -82,6 +85,11 @@ def check_jobs(jobs):
             config = parse(job.config_text)
         except ConfigError as exc:
             raise ConfigError(f"{job.name} ({_describe(job.params)}): {exc}") from None
+        if not force_size:
+            try:
+                sizing.check(config, job.path, threads)
+            except sizing.SizeError as exc:
+                raise sizing.SizeError(f"{job.name} ({_describe(job.params)}): {exc}") from None
         configs.append(config)
         if os.path.exists(job.path):
             try:
@@ -159,14 +167,14 @@ def _row(job, path, action):
     return row
 
 
-def execute(jobs, threads=1, scheduler=None, serial=False, workers=None, log=print):
+def execute(jobs, threads=1, scheduler=None, serial=False, workers=None, force_size=False, log=print):
     """Execute ``jobs`` (checked first by :func:`check_jobs`); their rows, in order.
 
     ``scheduler``: address of a running Dask scheduler; otherwise an embedded
     LocalCluster of ``workers`` processes (default: CPUs / ``threads``) serving no
     dashboard, or this process when ``serial`` or when dask.distributed is missing.
     """
-    check_jobs(jobs)
+    check_jobs(jobs, threads, force_size)
     client = None if serial else make_client(scheduler, workers or max(1, (os.cpu_count() or 1) // threads), log)
     try:
         if client is None:
