@@ -121,11 +121,25 @@ def _new_output(config, args):
     """The output path of a new run, refused if it exists (without --force) or has no directory."""
     path = args.output or config["output"]["path"]
     if os.path.exists(path) and not args.force:
-        raise BadInput(f"output file {path} exists; choose another path, use --force, "
-                       f"or continue it with meanfield run --resume {path}")
+        raise BadInput(f"output file {path} exists{_what_exists(path)}")
     if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
         raise BadInput(f"output directory of {path} does not exist")
     return path
+
+
+def _what_exists(path):
+    """What an existing output file is and what to do about it (the end of a sentence)."""
+    from meanfield.storage import RunFile, RunFileError
+
+    try:
+        with RunFile(path) as run:
+            status = run.status
+    except (RunFileError, OSError):
+        return " and is not a run file; choose another path or use --force to overwrite it"
+    if status in ("interrupted", "running"):
+        return (f" (its run is {status}); continue it with meanfield run --resume {path}, "
+                "or choose another path, or use --force to start over")
+    return f" (its run is {status}); choose another path or use --force to overwrite it"
 
 
 def _run(args):
@@ -275,8 +289,16 @@ def main(argv=None):
     from meanfield.simulation import RunStorageError
     from meanfield.storage import OutputExistsError, RunFileError
 
+    shown = warnings.showwarning
+    warnings.showwarning = _one_line_warning(shown)
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()          # a closed pipe (``meanfield info RUN | head -1``) shows here
+        return code
+    except BrokenPipeError:
+        # the reader left: nothing more to say; send what Python still flushes at exit to devnull
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except (BadInput, ConfigError, OutputExistsError, RunFileError, FileNotFoundError) as exc:
         if debug:
             raise
@@ -295,3 +317,18 @@ def main(argv=None):
             raise
         print(f"meanfield: error: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        warnings.showwarning = shown
+
+
+def _one_line_warning(fallback):
+    """A ``warnings.showwarning`` that shows meanfield's own warnings as one line on stderr
+    ("meanfield: warning: ...") and hands every other one to ``fallback``."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category.__module__.split(".")[0] == "meanfield":
+            print(f"meanfield: warning: {message}", file=sys.stderr)
+        else:
+            fallback(message, category, filename, lineno, file, line)
+
+    return show

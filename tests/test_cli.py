@@ -1,5 +1,6 @@
 """The ``meanfield run`` command end to end on tiny configurations."""
 
+import os
 import subprocess
 import sys
 import warnings
@@ -137,12 +138,24 @@ def test_existing_output_is_kept_without_force(tmp_path, capsys):
     assert not (tmp_path / "run-loss.png").exists()
 
 
-def test_existing_run_file_is_kept_without_force(tmp_path):
+def test_existing_run_file_is_kept_without_force(tmp_path, capsys):
     config, output = write_config(tmp_path)
     assert main(["run", str(config), "--no-progress"]) == 0
     before = output.read_bytes()
+    capsys.readouterr()
     assert main(["run", str(config), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "finished" in err and "--force" in err and "--resume" not in err    # nothing to resume
     assert output.read_bytes() == before
+
+
+def test_existing_interrupted_run_file_suggests_resume(tmp_path, capsys):
+    config, output = write_config(tmp_path, **{"progress = false": "progress = false\nwall_limit_seconds = 1e-9"})
+    assert main(["run", str(config)]) == 4
+    capsys.readouterr()
+    assert main(["run", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted" in err and f"--resume {output}" in err
 
 
 def test_existing_output_is_overwritten_with_force(tmp_path):
@@ -352,3 +365,24 @@ def test_a_single_index_direction_of_huge_entries_is_normalised(tmp_path, capsys
     with h5py.File(output, "r") as f:
         np.testing.assert_allclose(f["target/direction"][()], [2 ** -0.5, 2 ** -0.5, 0.0])
         assert np.isfinite(f["metrics/relative_loss"][()]).all()
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    config, output = write_config(tmp_path)
+    assert main(["run", str(config)]) == 0
+    read, write = os.pipe()
+    os.close(read)                                     # ``meanfield info RUN | head -1`` after head left
+    done = subprocess.run([sys.executable, "-m", "meanfield", "info", str(output)], stdout=write,
+                          stderr=subprocess.PIPE, text=True)
+    os.close(write)
+    assert done.returncode == 0 and done.stderr == ""
+
+
+def test_a_target_that_is_zero_almost_everywhere_is_warned_about_at_the_start(tmp_path, capsys):
+    config, output = write_config(tmp_path, **{"d = 3": 'd = 10\ninput = { law = "gaussian" }',
+                                               "n = 64": "n = 4096"})
+    assert main(["run", str(config)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    (warning,) = [line for line in err if "warning" in line]
+    assert warning.startswith("meanfield: warning: the target is 0 on 99.")
+    assert err.index(warning) <= 1                     # at the start, before the run's own lines
