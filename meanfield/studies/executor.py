@@ -181,17 +181,30 @@ def execute(jobs, threads=1, scheduler=None, serial=False, workers=None, force_s
             rows = []
             for index, job in enumerate(jobs):
                 rows.append(execute_job(job, threads))
-                log(f"[{index + 1}/{len(jobs)}] {job.name} ({_describe(job.params)}): "
-                    f"{rows[-1]['action']}, {rows[-1]['status']}")
+                log(_done_line(index + 1, jobs, job, rows[-1]))
             return rows
+        from dask.distributed import as_completed
+
         log(f"running {len(jobs)} runs on {client.scheduler.address}")
-        return client.gather(client.map(execute_job, jobs, threads=threads, pure=False))
+        futures = client.map(execute_job, jobs, threads=threads, pure=False)
+        position = {future.key: index for index, future in enumerate(futures)}
+        rows = [None] * len(jobs)
+        for count, future in enumerate(as_completed(futures), 1):
+            index = position[future.key]
+            rows[index] = future.result()
+            log(_done_line(count, jobs, jobs[index], rows[index]))
+        return rows
     finally:
         if client is not None:
             cluster = client.cluster
             client.close()
             if cluster is not None and not scheduler:
                 cluster.close()
+
+
+def _done_line(count, jobs, job, row):
+    """``[count/total] name (parameters): action, status`` of a job as it finishes."""
+    return f"[{count}/{len(jobs)}] {job.name} ({_describe(job.params)}): {row['action']}, {row['status']}"
 
 
 def make_client(scheduler, workers, log=print):
