@@ -183,7 +183,7 @@ def _check_recording(flow, output):
     onto phase boundaries) and a normal float.
 
     Gaps: linear T/(K-1); geometric (0, then ``first`` T .. T) min(first T, first T (r - 1))
-    with r = first^(-1/(K-2)) the ratio of consecutive times.
+    with r = first^(-1/(K-2)) the ratio of consecutive times (K = 2: 0 and T).
     """
     total = flow["time"]
     if not math.isfinite(total / flow["dt"]):
@@ -194,7 +194,7 @@ def _check_recording(flow, output):
             gap = total / (count - 1)
         else:
             first = GEOMETRIC_FIRST * total
-            gap = first if count == 2 else first * math.expm1(-math.log(GEOMETRIC_FIRST) / (count - 2))
+            gap = total if count == 2 else first * math.expm1(-math.log(GEOMETRIC_FIRST) / (count - 2))
         if not gap >= max(1e-12 * total, sys.float_info.min):
             raise ConfigError(f"[output] {name} = {{count = {count}, spacing = {spacing!r}}} with [flow] time = "
                               f"{total!r}: record times closer than 1e-12 time cannot be told apart; use fewer "

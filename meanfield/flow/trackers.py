@@ -16,7 +16,8 @@ GEOMETRIC_FIRST = 1e-3       # a geometric time grid starts at GEOMETRIC_FIRST *
 
 
 def time_grid(total, count, spacing, first=GEOMETRIC_FIRST, anchors=()):
-    """``count`` times in [0, total]: linear, or 0 then geometric from first*total.
+    """``count`` times in [0, total] ending at total: linear, or 0 then geometric from
+    first*total (``count`` 2: 0 and total).
 
     Times within rounding (1e-12 total) of an anchor (a phase boundary) are moved onto it,
     so that no piece of integration is a rounding-error sliver.
@@ -24,7 +25,7 @@ def time_grid(total, count, spacing, first=GEOMETRIC_FIRST, anchors=()):
     if spacing == "linear":
         times = np.linspace(0.0, total, count)
     else:
-        times = np.concatenate([[0.0], np.geomspace(first * total, total, count - 1)])
+        times = np.concatenate([[0.0], np.geomspace(first * total if count > 2 else total, total, count - 1)])
     for anchor in anchors:
         times[np.abs(times - anchor) <= 1e-12 * total] = anchor
     return times

@@ -16,6 +16,7 @@ from tests.helpers import small_flow
 def test_time_grids_and_anchors():
     np.testing.assert_array_equal(time_grid(2.0, 5, "linear"), [0.0, 0.5, 1.0, 1.5, 2.0])
     geometric = time_grid(10.0, 4, "geometric", first=1e-2)
+    np.testing.assert_array_equal(time_grid(10.0, 2, "geometric"), [0.0, 10.0])      # ends at the total too
     np.testing.assert_allclose(geometric, [0.0, 0.1, 1.0, 10.0], rtol=1e-14)
     snapped = time_grid(0.3, 4, "linear", anchors=[0.2])         # 0.1 * 2 is not 0.2 in floating point
     assert 0.2 in snapped.tolist()
