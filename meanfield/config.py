@@ -63,11 +63,7 @@ def parse_toml(text, what):
     except RecursionError:
         raise ConfigError(f"{what} is not usable TOML: its values are nested too deeply") from None
     except ValueError as exc:        # e.g. an integer of more than sys.get_int_max_str_digits() digits
-        raise ConfigError(f"{what} is not usable TOML: {_first_line(str(exc))}") from None
-
-
-def _first_line(text):
-    return text.splitlines()[0] if text else ""
+        raise ConfigError(f"{what} is not usable TOML: {exc}") from None
 
 
 # --------------------------------------------------------------------------- checks
