@@ -4,7 +4,7 @@
     meanfield run --resume RUN.h5
     meanfield compare CONFIG.toml [--output PATH] [--force] [--force-size] [--no-progress]
     meanfield sweep SWEEP.toml [--scheduler ADDRESS] [--workers N] [--serial] [--force-size]
-    meanfield study [NAME [CONFIG.toml] [--quick] [--scheduler ADDRESS] [--workers N] [--serial]]
+    meanfield study [NAME [CONFIG.toml] [--quick] [--scheduler ADDRESS] [--workers N] [--serial] [--force-size]]
     meanfield info RUN.h5
     meanfield plot RUN.h5
     meanfield env
@@ -93,6 +93,7 @@ def _parser():
     study.add_argument("--scheduler", metavar="ADDRESS", help="address of a running Dask scheduler")
     study.add_argument("--workers", type=int, help="LocalCluster worker processes (default: CPUs)")
     study.add_argument("--serial", action="store_true", help="run in this process, one run after the other")
+    _add_force_size(study)
     study.set_defaults(handler=_study)
 
     env = sub.add_parser("env", parents=[common], help="versions for bug reports",
@@ -261,9 +262,10 @@ def _study(args):
                           *(["--quick"] if args.quick else []),
                           *(["--scheduler", args.scheduler] if args.scheduler else []),
                           *(["--workers", str(args.workers)] if args.workers else []),
-                          *(["--serial"] if args.serial else [])])
+                          *(["--serial"] if args.serial else []),
+                          *(["--force-size"] if args.force_size else [])])
     result = studies.run_study(study, args.config, quick=args.quick, command=command, scheduler=args.scheduler,
-                               serial=args.serial, workers=args.workers,
+                               serial=args.serial, workers=args.workers, force_size=args.force_size,
                                log=lambda line: print(f"meanfield: {line}", file=sys.stderr))
     for finding in result.analysis.findings:
         print(finding)

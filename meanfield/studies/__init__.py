@@ -64,8 +64,9 @@ class StudyResult:
 
 
 def run_study(study, config_path, quick=False, command="", scheduler=None, serial=False, workers=None,
-              threads=1, log=print):
-    """Plan, execute, analyse and report ``study``; its rows, analysis and report path."""
+              threads=1, force_size=False, log=print):
+    """Plan, execute, analyse and report ``study``; its rows, analysis and report path.  Runs
+    too large for this machine are refused unless ``force_size`` (:mod:`meanfield.sizing`)."""
     from meanfield.studies.executor import execute
     from meanfield.studies.report import write_report
 
@@ -77,7 +78,7 @@ def run_study(study, config_path, quick=False, command="", scheduler=None, seria
         if not new:
             break
         for job, row in zip(new, execute(new, threads=threads, scheduler=scheduler, serial=serial,
-                                         workers=workers, log=log)):
+                                         workers=workers, force_size=force_size, log=log)):
             done[job.name] = row
     rows = [done[job.name] for job in jobs]
     analysis = study.analyse(settings, jobs, rows)
