@@ -1,10 +1,11 @@
 """The ``meanfield`` command.
 
-    meanfield run [CONFIG.toml] [--output PATH] [--force] [--threads N] [--no-progress]
+    meanfield run [CONFIG.toml] [--output PATH] [--force] [--force-size] [--threads N] [--no-progress]
     meanfield run --resume RUN.h5
-    meanfield compare CONFIG.toml [--output PATH] [--force] [--no-progress]
-    meanfield sweep SWEEP.toml [--scheduler ADDRESS] [--workers N] [--serial]
-    meanfield study [NAME [CONFIG.toml] [--quick] [--output PATH] [--scheduler ADDRESS] [--workers N] [--serial]]
+    meanfield compare CONFIG.toml [--output PATH] [--force] [--force-size] [--no-progress]
+    meanfield sweep SWEEP.toml [--scheduler ADDRESS] [--workers N] [--serial] [--force-size]
+    meanfield study [NAME [CONFIG.toml] [--quick] [--output PATH] [--scheduler ADDRESS] [--workers N] [--serial]
+                    [--force-size]]
     meanfield info RUN.h5
     meanfield plot RUN.h5
     meanfield env
@@ -44,6 +45,7 @@ def _parser():
     run.add_argument("--output", help="run file path (overrides [output] path)")
     run.add_argument("--force", action="store_true", help="overwrite an existing output file")
     run.add_argument("--threads", type=int, help="worker threads (sets MEANFIELD_NUM_THREADS)")
+    _add_force_size(run)
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(handler=_run)
 
@@ -66,6 +68,7 @@ def _parser():
     compare.add_argument("--output", help="run file path (overrides [output] path)")
     compare.add_argument("--force", action="store_true", help="overwrite an existing output file")
     compare.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_force_size(compare)
     compare.set_defaults(handler=_compare)
 
     sweep = sub.add_parser("sweep", parents=[common], help="run a grid of configs (Dask or serial)",
@@ -77,6 +80,7 @@ def _parser():
     sweep.add_argument("--scheduler", metavar="ADDRESS", help="address of a running Dask scheduler")
     sweep.add_argument("--workers", type=int, help="LocalCluster worker processes (default: CPUs / threads_per_run)")
     sweep.add_argument("--serial", action="store_true", help="run in this process, one run after the other")
+    _add_force_size(sweep)
     sweep.set_defaults(handler=_sweep)
 
     study = sub.add_parser("study", parents=[common], help="list the studies, or run one (plan, runs, report)",
@@ -92,6 +96,7 @@ def _parser():
     study.add_argument("--scheduler", metavar="ADDRESS", help="address of a running Dask scheduler")
     study.add_argument("--workers", type=int, help="LocalCluster worker processes (default: CPUs)")
     study.add_argument("--serial", action="store_true", help="run in this process, one run after the other")
+    _add_force_size(study)
     study.set_defaults(handler=_study)
 
     env = sub.add_parser("env", parents=[common], help="versions for bug reports",
@@ -101,15 +106,44 @@ def _parser():
     return parser
 
 
+def _add_force_size(parser):
+    parser.add_argument("--force-size", action="store_true",
+                        help="run even when its estimated memory, snapshot disk space or step count is more "
+                             "than this machine's RAM, its free disk or the step limit")
+
+
+def _check_size(config, path, args):
+    """Refuse (exit 2) a run too large for this machine, unless --force-size."""
+    from meanfield import sizing
+    from meanfield.jit import num_threads
+
+    if not args.force_size:
+        sizing.check(config, path, threads=num_threads())
+
+
 def _new_output(config, args):
     """The output path of a new run, refused if it exists (without --force) or has no directory."""
     path = args.output or config["output"]["path"]
     if os.path.exists(path) and not args.force:
-        raise BadInput(f"output file {path} exists; choose another path, use --force, "
-                       f"or continue it with meanfield run --resume {path}")
+        raise BadInput(f"output file {path} exists{_what_exists(path)}")
     if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
         raise BadInput(f"output directory of {path} does not exist")
     return path
+
+
+def _what_exists(path):
+    """What an existing output file is and what to do about it (the end of a sentence)."""
+    from meanfield.storage import RunFile, RunFileError
+
+    try:
+        with RunFile(path) as run:
+            status = run.status
+    except (RunFileError, OSError):
+        return " and is not a run file; choose another path or use --force to overwrite it"
+    if status in ("interrupted", "running"):
+        return (f" (its run is {status}); continue it with meanfield run --resume {path}, "
+                "or choose another path, or use --force to start over")
+    return f" (its run is {status}); choose another path or use --force to overwrite it"
 
 
 def _run(args):
@@ -131,6 +165,7 @@ def _run(args):
     else:
         config = configuration.load(args.config) if args.config else configuration.parse(configuration.default_text())
         path = _new_output(config, args)
+        _check_size(config, path, args)
         source = args.config or "the built-in default config"
         print(f"meanfield: running {source} -> {path}", file=sys.stderr)
         outcome, rows, path = Simulation(config).run(path, force=args.force, progress=progress)
@@ -181,15 +216,16 @@ def _compare(args):
     config = configuration.load(args.config)
     settings = STUDY.settings(args.config, quick=False, output=args.output)      # refuses bad [finite] settings
     path = _new_output(config, args)
+    _check_size(config, path, args)
     print(f"meanfield: comparing finite widths with the mean-field reference of {args.config} -> {path}",
           file=sys.stderr)
     if args.force and os.path.exists(path):
         os.remove(path)
     with warnings.catch_warnings():      # printed below, once, from the analysis
         warnings.simplefilter("ignore", ComparisonWarning)
-        result = run_study(STUDY, args.config, output=settings["path"], serial=True,
-                           command=args.command_line,
-                           progress=False if args.no_progress else None, log=lambda line: None)
+        result = run_study(STUDY, args.config, output=settings["path"], serial=True, command=args.command_line,
+                           progress=False if args.no_progress else None, force_size=True,     # checked above
+                           log=lambda line: None)
     for line in result.analysis.findings:
         print(line)
     for warning in result.analysis.warnings:
@@ -205,7 +241,7 @@ def _sweep(args):
     if args.workers is not None and args.workers < 1:
         raise BadInput(f"--workers {args.workers}: must be >= 1")
     rows = run_sweep(args.sweep_file, scheduler=args.scheduler, serial=args.serial, workers=args.workers,
-                     log=lambda line: print(f"meanfield: {line}", file=sys.stderr))
+                     force_size=args.force_size, log=lambda line: print(f"meanfield: {line}", file=sys.stderr))
     for row in rows:
         values = "  ".join(f"{name} = {row[name]:.6g}" for name in METRICS)
         print(f"{row['name']}  {row['status']:<11} {row['action']:<8} {values}")
@@ -228,8 +264,8 @@ def _study(args):
     if args.workers is not None and args.workers < 1:
         raise BadInput(f"--workers {args.workers}: must be >= 1")
     result = run_study(study, args.config, quick=args.quick, output=args.output, command=args.command_line,
-                               scheduler=args.scheduler, serial=args.serial, workers=args.workers,
-                               log=lambda line: print(f"meanfield: {line}", file=sys.stderr))
+                       scheduler=args.scheduler, serial=args.serial, workers=args.workers,
+                       force_size=args.force_size, log=lambda line: print(f"meanfield: {line}", file=sys.stderr))
     for finding in result.analysis.findings:
         print(finding)
     for warning in result.analysis.warnings:
@@ -257,8 +293,16 @@ def main(argv=None):
     from meanfield.simulation import RunStorageError
     from meanfield.storage import OutputExistsError, RunFileError
 
+    shown = warnings.showwarning
+    warnings.showwarning = _one_line_warning(shown)
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()          # a closed pipe (``meanfield info RUN | head -1``) shows here
+        return code
+    except BrokenPipeError:
+        # the reader left: nothing more to say; send what Python still flushes at exit to devnull
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except (BadInput, ConfigError, OutputExistsError, RunFileError, FileNotFoundError) as exc:
         if debug:
             raise
@@ -277,3 +321,18 @@ def main(argv=None):
             raise
         print(f"meanfield: error: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        warnings.showwarning = shown
+
+
+def _one_line_warning(fallback):
+    """A ``warnings.showwarning`` that shows meanfield's own warnings as one line on stderr
+    ("meanfield: warning: ...") and hands every other one to ``fallback``."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category.__module__.split(".")[0] == "meanfield":
+            print(f"meanfield: warning: {message}", file=sys.stderr)
+        else:
+            fallback(message, category, filename, lineno, file, line)
+
+    return show

@@ -9,6 +9,7 @@ The tables and keys, with their defaults, are those of the README's Configuratio
 """
 
 import math
+import sys
 import tomllib
 from importlib import resources
 
@@ -17,6 +18,7 @@ from meanfield.problem import inputs, radius, targets
 from meanfield.flow import integrators
 from meanfield.flow.estimators import ESTIMATORS
 from meanfield.flow.schedule import GROUPS
+from meanfield.flow.trackers import GEOMETRIC_FIRST
 from meanfield.radial import first_layer
 from meanfield.radial.reducibility import DEFAULT_PARTICLES, RADIAL_OPTIONS
 from meanfield.radial.reducibility import check_config as radial_check
@@ -32,24 +34,39 @@ def default_text():
 
 
 def load(path):
+    return parse(read_text(path, f"config file {path}"))
+
+
+def read_text(path, what):
+    """The UTF-8 text of ``path``; ConfigError naming ``what`` when it cannot be read."""
     try:
         with open(path, "rb") as fh:
-            text = fh.read().decode("utf-8")
+            return fh.read().decode("utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
+        raise ConfigError(f"{what} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc}") from None
-    return parse(text)
+        raise ConfigError(f"{what} cannot be read: {exc}") from None
 
 
 def parse(text):
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config is not valid TOML: {exc}") from None
+    raw = parse_toml(text, "config")
     config = validate(raw)
     config["_text"] = text
     return config
+
+
+def parse_toml(text, what):
+    """The TOML table of ``text``; ConfigError (naming ``what``) for anything tomllib refuses or
+    cannot hold: syntax errors, arrays nested deeper than the recursion limit, integers longer
+    than Python converts from text."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{what} is not usable TOML: its values are nested too deeply") from None
+    except ValueError as exc:        # e.g. an integer of more than sys.get_int_max_str_digits() digits
+        raise ConfigError(f"{what} is not usable TOML: {exc}") from None
 
 
 # --------------------------------------------------------------------------- checks
@@ -105,9 +122,11 @@ def _float(raw, path, default=None, positive=False, nonnegative=False):
 
 
 def _choice(raw, path, allowed, default=None):
+    """One of ``allowed``, of the same type (``layers = 2.0`` is not the integer 2)."""
     value = raw.get(path.rpartition(".")[2], default)
-    if value not in allowed:
-        _fail(path, value, f"allowed: {', '.join(map(str, allowed))}")
+    if not any(type(value) is type(option) and value == option for option in allowed):
+        kind = " (integers)" if all(type(option) is int for option in allowed) else ""
+        _fail(path, value, f"allowed: {', '.join(map(str, allowed))}{kind}")
     return value
 
 
@@ -145,12 +164,50 @@ def validate(raw):
         if why:
             raise ConfigError(f"[model] first_layer = 'infinite' {why}")
     if config["expectation"]["method"] == "radial":
+        _refuse_neuron_counts(raw)
         why = radial_check(config)
         if why:
             raise ConfigError(f"[expectation] method = 'radial' {why}")
     config["finite"] = _finite(raw.get("finite"), config["model"]["layers"])
     config["output"] = _output(raw.get("output"))
+    _check_recording(config["flow"], config["output"])
     return config
+
+
+def _refuse_neuron_counts(raw):
+    """Under ``method = "radial"`` the run has reduced particles, not neurons or samples: a
+    width or a sample count would be silently ignored (a perfect first layer's reduced
+    widths are its [model] width)."""
+    infinite = (raw.get("model") or {}).get("first_layer") == "infinite"
+    for table, key in (("model", "width"), ("expectation", "n")):
+        if key in (raw.get(table) or {}) and not (infinite and key == "width"):
+            raise ConfigError(f"[{table}] {key} has no effect with [expectation] method = 'radial'; "
+                              "its size is [expectation] particles (reduced particles K, [K, M2] for three "
+                              "layers) and its integrals need no samples: remove it")
+
+
+def _check_recording(flow, output):
+    """The steps and record times must be representable: T/dt finite, and every gap of the
+    metric and snapshot time grids at least 1e-12 T (the tolerance that snaps record times
+    onto phase boundaries) and a normal float.
+
+    Gaps: linear T/(K-1); geometric (0, then ``first`` T .. T) min(first T, first T (r - 1))
+    with r = first^(-1/(K-2)) the ratio of consecutive times (K = 2: 0 and T).
+    """
+    total = flow["time"]
+    if not math.isfinite(total / flow["dt"]):
+        _fail("flow.dt", flow["dt"], f"too small for [flow] time = {total!r}: time / dt is not a finite number")
+    for name in ("metrics", "snapshots"):
+        count, spacing = output[name]["count"], output[name]["spacing"]
+        if spacing == "linear":
+            gap = total / (count - 1)
+        else:
+            first = GEOMETRIC_FIRST * total
+            gap = total if count == 2 else first * math.expm1(-math.log(GEOMETRIC_FIRST) / (count - 2))
+        if not gap >= max(1e-12 * total, sys.float_info.min):
+            raise ConfigError(f"[output] {name} = {{count = {count}, spacing = {spacing!r}}} with [flow] time = "
+                              f"{total!r}: record times closer than 1e-12 time cannot be told apart; use fewer "
+                              f"records or a longer time")
 
 
 def _width(value, path, layers):
@@ -237,8 +294,10 @@ def _init(raw, path, layers):
 
 
 def _input(raw, d):
+    """The input law; by default a uniform direction times a radius uniform on [0, 2], on which
+    the default target ReLU(1 - ||x||) is non-zero for a fair share of the inputs in any d."""
     raw = _table(raw, "problem.input", ("law", "radius"))
-    law = _choice(raw, "problem.input.law", tuple(inputs.LAWS), "gaussian")
+    law = _choice(raw, "problem.input.law", tuple(inputs.LAWS), "radial")
     if law == "gaussian":
         if "radius" in raw:
             raise ConfigError("[problem.input] law 'gaussian' takes no radius")
@@ -249,7 +308,7 @@ def _input(raw, d):
     kind = _choice(spec, "problem.input.radius.law", tuple(radius.RADIUS_LAWS), "uniform")
     if kind == "uniform":
         rmin = _float(spec, "problem.input.radius.rmin", 0.0, nonnegative=True)
-        rmax = _float(spec, "problem.input.radius.rmax", 1.0, positive=True)
+        rmax = _float(spec, "problem.input.radius.rmax", 2.0, positive=True)
         if rmax <= rmin:
             _fail("problem.input.radius.rmax", rmax, f"must be > rmin = {rmin}")
         return {"law": law, "radius": {"law": kind, "rmin": rmin, "rmax": rmax}}

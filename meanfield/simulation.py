@@ -16,6 +16,7 @@ import numpy as np
 
 from meanfield.model import initialization
 from meanfield.problem import problem_from_config
+from meanfield.problem.diagnostics import warn_if_degenerate
 from meanfield import seeding
 from meanfield.flow.controller import Controller
 from meanfield.flow.estimators import ESTIMATORS
@@ -49,6 +50,8 @@ class Simulation:
                                          model["bias"], weights)
             self.initial_state = initialization.initialize(self.network, model["init"], model_rng, self.dtype)
         self.expectation = ESTIMATORS[method](config, self.problem, self.network)
+        if method == "samples":
+            warn_if_degenerate(self.expectation.y, self.expectation.weights)
         self.flow = Flow(self.network, self.expectation, flow["weight_decay"])
         self.projections = make_projections(self.network, flow["projections"])
 

@@ -99,9 +99,6 @@ d = 4
 input = { law = "ball", radius = 1.5 }
 target = { kind = "relu_ball" }
 
-[model]
-width = 16
-
 [expectation]
 method = "radial"
 particles = 16

@@ -1,10 +1,12 @@
 """The ``meanfield run`` command end to end on tiny configurations."""
 
+import os
 import subprocess
 import sys
 import warnings
 
 import h5py
+import numpy as np
 import pytest
 
 from meanfield.cli import main
@@ -136,12 +138,24 @@ def test_existing_output_is_kept_without_force(tmp_path, capsys):
     assert not (tmp_path / "run-loss.png").exists()
 
 
-def test_existing_run_file_is_kept_without_force(tmp_path):
+def test_existing_run_file_is_kept_without_force(tmp_path, capsys):
     config, output = write_config(tmp_path)
     assert main(["run", str(config), "--no-progress"]) == 0
     before = output.read_bytes()
+    capsys.readouterr()
     assert main(["run", str(config), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "finished" in err and "--force" in err and "--resume" not in err    # nothing to resume
     assert output.read_bytes() == before
+
+
+def test_existing_interrupted_run_file_suggests_resume(tmp_path, capsys):
+    config, output = write_config(tmp_path, **{"progress = false": "progress = false\nwall_limit_seconds = 1e-9"})
+    assert main(["run", str(config)]) == 4
+    capsys.readouterr()
+    assert main(["run", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted" in err and f"--resume {output}" in err
 
 
 def test_existing_output_is_overwritten_with_force(tmp_path):
@@ -288,3 +302,87 @@ def test_bad_run_files_give_one_line_and_exit_2(tmp_path, capsys, command):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and words in err and "Traceback" not in err
         assert (path.read_bytes() if path.exists() else None) == before
+
+
+def _drop_root_attribute(path, name):
+    with h5py.File(path, "r+") as f:
+        del f.attrs[name]
+
+
+def _drop_checkpoint_sequence(path, name):
+    with h5py.File(path, "r+") as f:
+        for slot in f[name].values():
+            del slot.attrs["sequence"]
+
+
+@pytest.mark.parametrize("command", ("info", "plot", "resume"))
+@pytest.mark.parametrize("damage, argument, words", [
+    (_drop_root_attribute, "status", "'status' is missing"),
+    (_drop_root_attribute, "config", "'config' is missing"),
+    (_drop_checkpoint_sequence, "checkpoint", "no 'sequence' attribute"),
+])
+def test_damaged_run_files_give_one_line_and_exit_2(tmp_path, capsys, command, damage, argument, words):
+    config, output = write_config(tmp_path, **{"progress = false": "progress = false\nwall_limit_seconds = 1e-9"})
+    assert main(["run", str(config)]) == 4                         # interrupted: it has a checkpoint
+    damage(output, argument)
+    before = sorted(tmp_path.iterdir()), output.read_bytes()
+    capsys.readouterr()
+    assert main(["run", "--resume", str(output)] if command == "resume" else [command, str(output)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err and "Traceback" not in err
+    assert (sorted(tmp_path.iterdir()), output.read_bytes()) == before
+
+
+def test_a_sweep_whose_output_is_not_a_name_exits_2(tmp_path, capsys):
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text("output = 5\n[base.flow]\ntime = 0.1\n[grid]\nseed = [0]\n")
+    assert main(["sweep", str(sweep), "--serial"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "output = 5" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.toml"]
+
+
+@pytest.mark.parametrize("replace, key", [
+    ({"dt = 0.05": "dt = 5e-324"}, "dt"),
+    ({"time = 0.2": "time = 5e-324", "spacing = \"linear\" }\nprogress": "spacing = \"geometric\" }\nprogress"},
+     "metrics"),
+    ({"count = 3,": "count = 1000000000,"}, "snapshots"),
+    ({"count = 4,": "count = 4611686018427387904,"}, "metrics"),
+    ({"layers = 2": "layers = 2.0"}, "layers"),
+])
+def test_extreme_values_exit_2_and_write_nothing(tmp_path, capsys, replace, key):
+    config, output = write_config(tmp_path, **replace)
+    assert main(["run", str(config), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and key in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [config.name]
+
+
+def test_a_single_index_direction_of_huge_entries_is_normalised(tmp_path, capsys):
+    config, output = write_config(tmp_path, **{
+        "d = 3": "d = 3\ntarget = {kind = \"single_index\", direction = [1e308, 1e308, 0]}"})
+    assert main(["run", str(config)]) == 0
+    with h5py.File(output, "r") as f:
+        np.testing.assert_allclose(f["target/direction"][()], [2 ** -0.5, 2 ** -0.5, 0.0])
+        assert np.isfinite(f["metrics/relative_loss"][()]).all()
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    config, output = write_config(tmp_path)
+    assert main(["run", str(config)]) == 0
+    read, write = os.pipe()
+    os.close(read)                                     # ``meanfield info RUN | head -1`` after head left
+    done = subprocess.run([sys.executable, "-m", "meanfield", "info", str(output)], stdout=write,
+                          stderr=subprocess.PIPE, text=True)
+    os.close(write)
+    assert done.returncode == 0 and done.stderr == ""
+
+
+def test_a_target_that_is_zero_almost_everywhere_is_warned_about_at_the_start(tmp_path, capsys):
+    config, output = write_config(tmp_path, **{"d = 3": 'd = 10\ninput = { law = "gaussian" }',
+                                               "n = 64": "n = 4096"})
+    assert main(["run", str(config)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    (warning,) = [line for line in err if "warning" in line]
+    assert warning.startswith("meanfield: warning: the target is 0 on 99.")
+    assert err.index(warning) <= 1                     # at the start, before the run's own lines

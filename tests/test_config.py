@@ -197,7 +197,10 @@ CLOSED_FORM_OK = {
 
 
 def closed_form_text(problem=None, model=None):
-    return (f"[problem]\n{problem or CLOSED_FORM_OK['problem']}\n"
+    problem = problem or CLOSED_FORM_OK["problem"]
+    if "input" not in problem:
+        problem += '\ninput = { law = "gaussian" }'
+    return (f"[problem]\n{problem}\n"
             f"[model]\n{model or CLOSED_FORM_OK['model']}\n"
             '[expectation]\nmethod = "closed_form"\n')
 
@@ -294,7 +297,8 @@ def test_empty_config_gets_every_default():
     """The defaults the README documents, value by value (test_readme checks the whole block)."""
     config = parse("")
     assert config["seed"] == 0
-    assert config["problem"] == {"d": 10, "input": {"law": "gaussian"}, "noise": 0.0,
+    assert config["problem"] == {"d": 10, "noise": 0.0,
+                                 "input": {"law": "radial", "radius": {"law": "uniform", "rmin": 0.0, "rmax": 2.0}},
                                  "target": {"kind": "relu_ball", "radius": 1.0, "amplitude": 1.0}}
     assert config["model"] == {"layers": 2, "first_layer": "particles", "activation": "relu", "width": 256, "bias": True,
                                "particle_weights": "uniform", "dtype": "float64", "init": {}}
@@ -362,3 +366,54 @@ def test_load_of_an_invalid_file_is_a_config_error(tmp_path):
 def test_layer2_timescale_is_unknown_for_a_two_layer_model():
     message = refused("[model]\nlayers = 2\n[flow]\ntimescale = {layer2 = 0.5}")
     assert "layer2" in message
+
+
+# --------------------------------------------------------------------------- what tomllib and floats cannot hold
+
+@pytest.mark.parametrize("text, words", [
+    ("x = " + "[" * 3000 + "]" * 3000, "nested too deeply"),
+    ("seed = " + "1" * 5000, "digits"),
+])
+def test_toml_that_python_cannot_hold_is_refused(text, words):
+    assert words in refused(text)
+
+
+@pytest.mark.parametrize("text, key", [
+    ("[flow]\ntime = 1.0\ndt = 5e-324", "dt"),
+    ('[flow]\ntime = 5e-324\n[output]\nmetrics = {count = 5, spacing = "geometric"}', "metrics"),
+    ("[output]\nmetrics = {count = 4611686018427387904}", "metrics"),
+    ("[output]\nsnapshots = {count = 4611686018427387904, spacing = \"linear\"}", "snapshots"),
+])
+def test_steps_and_record_times_must_be_representable(text, key):
+    assert key in refused(text)
+
+
+def test_record_grids_of_ordinary_runs_pass():
+    parse('[flow]\ntime = 1e-6\ndt = 1e-9\n[output]\nmetrics = {count = 1001}\nsnapshots = {count = 101}')
+
+
+@pytest.mark.parametrize("text, key", [
+    ("[model]\nlayers = 2.0", "layers"),
+    ("[model]\nlayers = 3.0\nwidth = [4, 4]", "layers"),
+    ('[problem]\ntarget = {kind = "teacher", layers = 2.0}', "layers"),
+])
+def test_integer_choices_take_integers_only(text, key):
+    message = refused(text)
+    assert key in message and "integers" in message
+
+
+@pytest.mark.parametrize("text, key", [
+    ('[model]\nwidth = 64\n[expectation]\nmethod = "radial"', "[model] width"),
+    ('[expectation]\nmethod = "radial"\nn = 512', "[expectation] n"),
+    ('[model]\nlayers = 3\nwidth = [8, 8]\n[expectation]\nmethod = "radial"', "[model] width"),
+])
+def test_neuron_and_sample_counts_are_refused_under_radial(text, key):
+    message = refused(text)
+    assert key in message and "[expectation] particles" in message
+
+
+def test_the_default_problem_is_the_documented_one():
+    problem = parse("")["problem"]
+    assert problem["input"] == {"law": "radial", "radius": {"law": "uniform", "rmin": 0.0, "rmax": 2.0}}
+    assert problem["target"]["kind"] == "relu_ball" and problem["target"]["radius"] == 1.0
+    assert parse('[problem]\ninput = {law = "radial"}')["problem"] == problem

@@ -1,19 +1,33 @@
 """Figures of ``meanfield compare`` (the /finite group of a run file).
 
-    finite-alpha     D against the width m at the final time with the fitted m^(-alpha)
-                     and the m^(-1/2) slope
+    finite-alpha     D against the width m at the final time with the fitted m^(-alpha),
+                     the m^(-1/2) slope and the reference's own error; the title says
+                     whether the fit is trusted and why not; the widths label the axis
     finite-distance  D(t) = sqrt(E (f_m - f_ref)^2) per width (root mean over seeds) with
                      the reference's own error
-    finite-budget    the error budget (width, timestep, sampling, total) at one width
+    finite-budget    the error budget at one width, root means over seeds of
+                         width     D(gd at lr/2, reference)
+                         timestep  D(gd at lr, gd at lr/2)
+                         sampling  D(sgd at lr, gd at lr)
+                         total     D(sgd at lr, reference) <= width + timestep + sampling
 """
 
 import os
+import textwrap
 
 import numpy as np
 
 from meanfield.plotting.common import FORMATS, plt, save
 from meanfield.storage import RunFile
 from meanfield.storage.schema import BUDGET_PARTS, FINITE_BUDGET, FINITE_QUALITY, FINITE_SUMMARY, width_label
+
+
+BUDGET_LABELS = {
+    "width": "width: D(gd at lr/2, reference)",
+    "timestep": "timestep: D(gd at lr, gd at lr/2)",
+    "sampling": "sampling: D(sgd at lr, gd at lr)",
+    "total": "total = D(sgd at lr, reference) <= width + timestep + sampling",
+}
 
 
 def finite_figures(path, formats=FORMATS):
@@ -32,7 +46,7 @@ def finite_figures(path, formats=FORMATS):
     rms = np.sqrt(np.nanmean(D ** 2, axis=1))                     # (W, K)
     out = {}
 
-    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
+    fig, ax = plt.subplots(figsize=(6, 4.8), layout="constrained")
     for j in range(D.shape[1]):
         ax.plot(sizes, D[:, j, -1], ".", color="0.6", ms=4, label="seeds" if j == 0 else None)
     ax.plot(sizes, rms[:, -1], "o", color="C0", label="rms over seeds")
@@ -44,12 +58,21 @@ def finite_figures(path, formats=FORMATS):
     if ok.any():
         anchor = np.exp(np.mean(np.log(rms[ok, -1]))) * np.exp(np.mean(np.log(sizes[ok]))) ** 0.5
         ax.plot(grid, anchor * grid ** -0.5, "--", color="0.3", label="m^(-1/2)")
+    if quality is not None:
+        ax.axhline(quality[-1], color="C3", ls=":", label=f"reference's own error (est.) {quality[-1]:.3g}")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("width m")
+    ax.set_xticks(sizes, [width_label(w) for w in widths])
+    ax.xaxis.set_minor_locator(plt.matplotlib.ticker.NullLocator())
+    ax.set_xlabel("width m" if np.ndim(widths[0]) == 0 else "widths m1 x m2 (placed at min(m1, m2))")
     ax.set_ylabel(f"D(t = {times[-1]:.4g})")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
+    trusted = bool(summary.get("trusted", True))
+    warnings = [line for line in str(summary.get("warnings", "")).splitlines() if line]
+    verdict = "fit trusted" if trusted else "fit NOT trusted"
+    ax.set_title("\n".join([verdict] + [line for w in warnings for line in textwrap.wrap(w, 100)]), fontsize=7,
+                 color="k" if trusted else "C3", loc="left")
     out["alpha"] = save(fig, stem + "alpha", formats)[0]
 
     fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
@@ -67,11 +90,12 @@ def finite_figures(path, formats=FORMATS):
     if budget is not None:
         fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
         for name, style in (("width", "-"), ("timestep", "-"), ("sampling", "-"), ("total", "k--")):
-            ax.plot(times, np.where(budget[name] > 0, budget[name], np.nan), style, marker=".", label=name)
+            ax.plot(times, np.where(budget[name] > 0, budget[name], np.nan), style, marker=".",
+                    label=BUDGET_LABELS[name])
         ax.set_yscale("log")
         ax.set_xlabel("flow time t")
-        ax.set_ylabel("function distance")
-        ax.set_title(f"error budget at width {width_label(budget_width)}", fontsize=9)
+        ax.set_ylabel("D = sqrt(E (f - g)^2), root mean over seeds")
+        ax.set_title(f"error budget at width {width_label(budget_width)}, lr = {g['@']['lr']:.3g}", fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
         out["budget"] = save(fig, stem + "budget", formats)[0]

@@ -1,9 +1,15 @@
 """Figures of a run's metrics and snapshots.
 
-    loss        loss and test loss against flow time, log axes
-    particles   two-layer: every particle as (||w_i||, a_i) at each snapshot, coloured by time
+    loss        left: loss and test loss against flow time; right: the relative loss
+                loss / (1/2 Var(y)) (1 is the loss of the constant E[y]).  The time axis
+                is symmetric-log: linear on [0, t_1] (t_1 the first record after 0, so
+                t = 0 is drawn), logarithmic above
+    particles   two-layer: every particle as (||w_i||, a_i) at each snapshot, coloured by
+                snapshot (labelled with its time; snapshots are often geometric in t)
                 (the reduced solver: (|r_k|, a_k))
-    features    three-layer: learned second-layer features h_j(x) against ||x|| at the last snapshot
+    features    three-layer, at the last snapshot: left the second-layer features h_j(x),
+                right the network f(x) and the target y(x), along the line x = r e_1 of
+                the first coordinate axis (a reduced network: as functions of ||x||)
 """
 
 import os
@@ -12,25 +18,42 @@ import numpy as np
 
 from meanfield.plotting.common import FORMATS, plt, save
 from meanfield.plotting.finite import finite_figures
+from meanfield.problem import problem_from_config
 from meanfield.storage import RunFile
 from meanfield.storage.schema import FINITE_SUMMARY, REDUCED_FIELD
+
+FEATURES_SHOWN = 8
+
+
+def _time_axis(ax, t):
+    """Symmetric-log time axis: linear up to the first positive time, logarithmic above."""
+    positive = t[t > 0]
+    if len(positive):
+        ax.set_xscale("symlog", linthresh=float(positive.min()), linscale=0.5)
+    ax.set_xlim(left=0.0)
+    ax.set_xlabel("flow time t (linear below the first record, log above)")
 
 
 def loss_figure(rows, title=None):
     t = np.array([r["time"] for r in rows])
-    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-    positive = t > 0
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
     for name, style in (("loss", "-"), ("test_loss", "--")):
-        values = np.array([r[name] for r in rows])
-        ax.plot(t[positive], values[positive], style, label=name.replace("_", " "))
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("flow time t")
-    ax.set_ylabel("1/2 E[(f - y)^2]")
+        left.plot(t, [r[name] for r in rows], style, marker=".", ms=3, label=name.replace("_", " "))
+    left.set_ylabel("1/2 E[(f - y)^2]")
+    left.set_title("loss", fontsize=9)
+    relative = np.array([r.get("relative_loss", np.nan) for r in rows])
+    right.plot(t, relative, "-", marker=".", ms=3, color="C2", label="relative loss")
+    right.axhline(1.0, color="0.4", ls=":", label="1: the constant E[y]")
+    right.set_ylabel("loss / (1/2 Var(y))")
+    right.set_title("relative loss" + ("" if np.isfinite(relative).any() else " (undefined: Var(y) = 0)"),
+                    fontsize=9)
+    for ax in (left, right):
+        _time_axis(ax, t)
+        ax.set_yscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
     if title:
-        ax.set_title(title, fontsize=9)
-    ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
+        fig.suptitle(title, fontsize=9)
     return fig
 
 
@@ -47,27 +70,43 @@ def loss_plot_path(run_path):
 
 
 def particle_figure(times, norms, readouts):
-    """Two-layer particles: ||w_i|| (norms, (K, N)) against a_i at each snapshot, coloured by time."""
+    """Two-layer particles: ||w_i|| (norms, (K, N)) against a_i at each snapshot, one colour
+    per snapshot (the colour bar names their times)."""
     fig, ax = plt.subplots(figsize=(6, 4.5), layout="constrained")
-    colours = plt.cm.viridis(np.linspace(0, 1, len(times)))
-    for t, r, a, colour in zip(times, norms, readouts, colours):
-        ax.scatter(r, a, s=4, color=colour, alpha=0.6, linewidths=0)
-    mappable = plt.cm.ScalarMappable(cmap="viridis", norm=plt.Normalize(times[0], times[-1]))
-    fig.colorbar(mappable, ax=ax, label="flow time t")
+    count = len(times)
+    cmap = plt.get_cmap("viridis", count)
+    for k, (r, a) in enumerate(zip(norms, readouts)):
+        ax.scatter(r, a, s=4, color=cmap(k), alpha=0.6, linewidths=0)
+    norm = plt.matplotlib.colors.BoundaryNorm(np.arange(count + 1) - 0.5, count)
+    bar = fig.colorbar(plt.cm.ScalarMappable(cmap=cmap, norm=norm), ax=ax, label="snapshot at flow time t")
+    shown = np.arange(0, count, max(1, -(-count // 12)))
+    bar.set_ticks(shown, labels=[f"{times[k]:.3g}" for k in shown])
     ax.set_xlabel("||w_i||")
     ax.set_ylabel("a_i")
-    ax.set_title("particles over time", fontsize=9)
+    ax.set_title(f"particles at {count} snapshots", fontsize=9)
     return fig
 
 
-def feature_figure(radii, features, time):
-    """Three-layer: h_j(x) against ||x|| for a few second-layer particles j."""
-    fig, ax = plt.subplots(figsize=(6, 4), layout="constrained")
-    ax.plot(radii, features, lw=1)
-    ax.set_xlabel("||x||")
-    ax.set_ylabel("h_j(x)")
-    ax.set_title(f"second-layer features at t = {time:.4g} ({features.shape[1]} of the particles)", fontsize=9)
-    ax.grid(True, alpha=0.3)
+def feature_figure(radii, features, time, output, target, reduced):
+    """Three-layer, at one time: the features h_j (radii (R,), features (R, J)) and the
+    network's output and the target (R,) along x = r e_1 (a reduced network: of ||x||)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    for j in range(features.shape[1]):
+        left.plot(radii, features[:, j], lw=1, label=f"j = {j + 1}")
+    left.set_ylabel("h_j(x)")
+    left.set_title(f"second-layer features, {features.shape[1]} of the particles", fontsize=9)
+    left.legend(fontsize=7, ncol=2)
+    right.plot(radii, output, "-", color="C0", label="network f(x)")
+    right.plot(radii, target, "--", color="k", label="target y(x)")
+    right.set_ylabel("f(x), y(x)")
+    right.set_title("network and target", fontsize=9)
+    right.legend(fontsize=8)
+    where = "||x|| (the reduced network is a function of ||x||)" if reduced else \
+        "r, along x = r e_1 (the first coordinate axis)"
+    for ax in (left, right):
+        ax.set_xlabel(where)
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(f"t = {time:.4g}", fontsize=9)
     return fig
 
 
@@ -93,13 +132,12 @@ def plot_run(path):
         else:
             network, flat = run.network(-1)
             radii = np.linspace(0.0, _radius_range(config["problem"]["input"], d), 200)
-            if run.reduced:
-                features = network.hidden(network.layout.unpack(flat), radii)[:, :8]
-            else:
-                direction = np.random.default_rng(0).standard_normal(d)
-                X = radii[:, None] * (direction / np.linalg.norm(direction))
-                features = network.hidden(network.layout.unpack(flat), X)[:, :8]
-            written += save(feature_figure(radii, features, times[-1]), stem + "-features")
+            X = np.zeros((len(radii), d))
+            X[:, 0] = radii
+            features = network.hidden(network.layout.unpack(flat), radii if run.reduced else X)[:, :FEATURES_SHOWN]
+            target = problem_from_config(config).target(X)
+            written += save(feature_figure(radii, features, times[-1], network.output(flat, X), target, run.reduced),
+                            stem + "-features")
     if has_finite:
         stem_finite = os.path.splitext(path)[0] + "-finite-"
         written += [stem_finite + f"{name}.{fmt}" for name in finite_figures(path) for fmt in FORMATS]

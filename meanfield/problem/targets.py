@@ -111,8 +111,19 @@ def _radial(spec, d, rng, dtype):
     return target, {}, {"profile": name}
 
 
+def normable(vector):
+    """``vector`` itself when ||v|| is a positive finite float, else v / max_k |v_k| (entries
+    near 1e308 overflow the norm, entries near 1e-308 underflow it; the rescaled vector's
+    norm lies in [1, sqrt(d)]), so that v / ||v|| is the unit vector in its direction."""
+    vector = np.asarray(vector, dtype=float)
+    with np.errstate(over="ignore", under="ignore"):
+        norm = np.linalg.norm(vector)
+    return vector if 0 < norm < np.inf else vector / np.max(np.abs(vector))
+
+
 def _single_index(spec, d, rng, dtype):
     direction = np.asarray(spec["direction"]) if spec["direction"] is not None else rng.standard_normal(d)
+    direction = normable(direction)
     direction = spec["scale"] * direction / np.linalg.norm(direction)
     target = SingleIndexTarget(direction, spec["link"], spec["amplitude"])
     return target, {"direction": direction}, {"link": spec["link"]}

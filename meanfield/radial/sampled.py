@@ -34,6 +34,16 @@ class SampledRadii(ReducedRisk):
         self.eval = self.train if eval_X is None else _norms(eval_X, eval_y, eval_weights)
 
     @property
+    def y(self):
+        """The training targets y_n (as the sample estimator's)."""
+        return self.train[2]
+
+    @property
+    def weights(self):
+        """The training weights w_n."""
+        return self.train[1]
+
+    @property
     def target_variance(self):
         """Var(y) under the training weights."""
         _, w, y = self.train

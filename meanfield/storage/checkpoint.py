@@ -14,6 +14,7 @@ import hashlib
 
 import numpy as np
 
+from meanfield.storage.errors import RunFileError
 from meanfield.storage.schema import CHECKPOINT_ATTRIBUTES, CHECKPOINT_SLOTS, checkpoint_path
 
 
@@ -28,9 +29,24 @@ def last_sequence(file):
                 for s in CHECKPOINT_SLOTS if checkpoint_path(s) in file), default=0)
 
 
+def check_slots(file):
+    """Refuse (RunFileError) an open run file with a complete slot that lacks an attribute:
+    they are written before the slot is marked complete, so this is no torn checkpoint of a
+    killed process but a damaged file."""
+    for slot in CHECKPOINT_SLOTS:
+        group = file.get(checkpoint_path(slot))
+        if group is None or not group.attrs.get("complete", False):
+            continue
+        missing = [key for key in (*CHECKPOINT_ATTRIBUTES, "sequence", "sha256") if key not in group.attrs]
+        if missing:
+            raise RunFileError(f"{file.filename} is damaged: its complete checkpoint slot {slot!r} "
+                               f"has no {missing[0]!r} attribute")
+
+
 def read_checkpoint(file):
     """The newest complete checkpoint of an open run file whose state hash verifies, or None:
     {attribute: value, state: array, sequence: int}."""
+    check_slots(file)
     best = None
     for slot in CHECKPOINT_SLOTS:
         group = file.get(checkpoint_path(slot))

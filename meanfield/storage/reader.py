@@ -13,7 +13,7 @@ from meanfield import __version__
 from meanfield.config import ConfigError, parse
 from meanfield.model.networks import build_network
 from meanfield.storage import schema
-from meanfield.storage.checkpoint import read_checkpoint
+from meanfield.storage.checkpoint import check_slots, read_checkpoint
 from meanfield.storage.errors import RunFileError
 
 
@@ -45,6 +45,14 @@ class RunFile:
             if version != schema.FORMAT_VERSION:
                 raise RunFileError(f"{self.path} has format_version {version}; this meanfield "
                                    f"({__version__}) reads version {schema.FORMAT_VERSION}")
+            for name in (schema.STATUS_ATTR, schema.CONFIG_ATTR):
+                if name not in self.file.attrs:
+                    raise RunFileError(f"{self.path} is damaged: its root attribute {name!r} is missing")
+            status = self.file.attrs[schema.STATUS_ATTR]
+            if status not in schema.STATUSES:
+                raise RunFileError(f"{self.path} is damaged: status {status!r} is none of "
+                                   f"{', '.join(schema.STATUSES)}")
+            check_slots(self.file)
         except Exception:
             self.file.close()
             raise
@@ -194,8 +202,35 @@ class RunFile:
         checkpoint = self.checkpoint()
         if checkpoint is not None:
             lines.append(f"checkpoint: t = {float(checkpoint['time']):.6g}")
+        lines.extend(self._finite_lines())
         lines.append("config:")
         lines.extend("    " + line for line in self.config_text.strip().splitlines())
+        return lines
+
+    def _finite_lines(self):
+        """The /finite part of the summary: widths and seeds, the exponent alpha with its
+        interval, whether the fit is trusted, the reference's own error and the warnings."""
+        if schema.FINITE not in self.file:
+            return []
+        group = self.file[schema.FINITE]
+        attrs = group.attrs
+        widths = ", ".join(schema.width_label(w) for w in group["widths"][()]) if "widths" in group else "?"
+        seeds = len(group["seeds"]) if "seeds" in group else "?"
+        lines = [f"finite: {attrs.get('status', '?')}; widths {widths} x {seeds} seeds "
+                 f"({attrs.get('optimizer', '?')}, lr {attrs.get('lr', float('nan')):.6g}, "
+                 f"reference {attrs.get('reference_solver', '?')})"]
+        summary = group.get(schema.FINITE_SUMMARY)
+        if summary is not None and "alpha" in summary.attrs:
+            fit = summary.attrs
+            lines.append(f"alpha = {fit['alpha']:.4g}  [{fit['alpha_low']:.4g}, {fit['alpha_high']:.4g}]  "
+                         f"({100 * fit.get('confidence', float('nan')):.3g}% interval) at t = {fit.get('time', 0):.6g}; "
+                         f"trusted: {'yes' if fit.get('trusted', False) else 'no'}")
+        quality = group.get(schema.FINITE_QUALITY)
+        if quality is not None and "error" in quality.attrs:
+            lines.append(f"reference's own error: {quality.attrs['error']:.4g} "
+                         f"({quality.attrs.get('ratio', float('nan')):.3g} x D at the largest width)")
+        warnings = str(summary.attrs.get("warnings", "")) if summary is not None else ""
+        lines.extend(f"warning: {line}" for line in warnings.splitlines() if line)
         return lines
 
     def _datasets(self, name, index):

@@ -1,8 +1,8 @@
 """Tables of rows (a sweep's summary) as CSV and HDF5.
 
 ``write_table(rows, columns, stem)`` writes ``stem.csv`` (a header and one line per row)
-and ``stem.h5`` (one dataset per column: float64 when every value is a number, else
-UTF-8 strings of the values).
+and ``stem.h5`` (one dataset per column: int64 when every value is an integer, float64
+when every value is a number, else UTF-8 strings of the values).
 """
 
 import csv
@@ -21,7 +21,9 @@ def write_table(rows, columns, stem):
     with h5py.File(paths[1], "w") as f:
         for column in columns:
             values = [row.get(column) for row in rows]
-            if all(isinstance(v, (int, float, np.floating)) and not isinstance(v, bool) for v in values):
+            if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+                f.create_dataset(column, data=np.asarray(values, dtype=np.int64))
+            elif all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in values):
                 f.create_dataset(column, data=np.asarray(values, dtype=float))
             else:
                 f.create_dataset(column, data=np.asarray([str(v) for v in values], dtype=h5py.string_dtype()))

@@ -20,6 +20,7 @@ import os
 
 import numpy as np
 
+from meanfield import sizing
 from meanfield.config import ConfigError, parse
 from meanfield.simulation import Simulation
 from meanfield.storage import RunFile, RunFileError
@@ -90,11 +91,13 @@ def first_difference(a, b, prefix=""):
     return None
 
 
-def check_jobs(jobs):
+def check_jobs(jobs, threads=1, force_size=False):
     """Refuse (ConfigError), before any work, a plan that cannot run as it says.
 
-    Every job's config must be valid and every existing file must be a readable run
-    file holding the same config (apart from its path); returns the parsed configs.
+    Every job's config must be valid, small enough for this machine with ``threads``
+    worker threads (:func:`meanfield.sizing.check`, unless ``force_size``), and every
+    existing file must be a readable run file holding the same config (apart from its
+    path); returns the parsed configs.
     """
     configs, seen = [], set()
     for job in jobs:
@@ -105,6 +108,11 @@ def check_jobs(jobs):
             config = parse(job.config_text)
         except ConfigError as exc:
             raise ConfigError(f"{job.name} ({_describe(job.params)}): {exc}") from None
+        if not force_size:
+            try:
+                sizing.check(config, job.path, threads)
+            except sizing.SizeError as exc:
+                raise sizing.SizeError(f"{job.name} ({_describe(job.params)}): {exc}") from None
         configs.append(config)
         if os.path.exists(job.path):
             try:
@@ -163,7 +171,8 @@ def _row(job, path, action):
     return row
 
 
-def execute(jobs, threads=None, scheduler=None, serial=False, workers=None, progress=False, log=print):
+def execute(jobs, threads=None, scheduler=None, serial=False, workers=None, progress=False, force_size=False,
+            log=print):
     """Execute ``jobs`` (checked first by :func:`check_jobs`); their rows, in order.
 
     ``scheduler``: address of a running Dask scheduler; otherwise an embedded
@@ -172,7 +181,7 @@ def execute(jobs, threads=None, scheduler=None, serial=False, workers=None, prog
     ``threads``: worker threads per run (None: the environment's in this process, 1 in
     Dask workers).  ``progress``: progress bars of runs in this process (None: each config's).
     """
-    check_jobs(jobs)
+    check_jobs(jobs, threads or 1, force_size)
     client = None if serial else make_client(scheduler, workers or max(1, (os.cpu_count() or 1) // (threads or 1)),
                                              log)
     try:
@@ -180,17 +189,30 @@ def execute(jobs, threads=None, scheduler=None, serial=False, workers=None, prog
             rows = []
             for index, job in enumerate(jobs):
                 rows.append(execute_job(job, threads, progress))
-                log(f"[{index + 1}/{len(jobs)}] {job.name} ({_describe(job.params)}): "
-                    f"{rows[-1]['action']}, {rows[-1]['status']}")
+                log(_done_line(index + 1, jobs, job, rows[-1]))
             return rows
+        from dask.distributed import as_completed
+
         log(f"running {len(jobs)} runs on {client.scheduler.address}")
-        return client.gather(client.map(execute_job, jobs, threads=threads or 1, pure=False))
+        futures = client.map(execute_job, jobs, threads=threads or 1, pure=False)
+        position = {future.key: index for index, future in enumerate(futures)}
+        rows = [None] * len(jobs)
+        for count, future in enumerate(as_completed(futures), 1):
+            index = position[future.key]
+            rows[index] = future.result()
+            log(_done_line(count, jobs, jobs[index], rows[index]))
+        return rows
     finally:
         if client is not None:
             cluster = client.cluster
             client.close()
             if cluster is not None and not scheduler:
                 cluster.close()
+
+
+def _done_line(count, jobs, job, row):
+    """``[count/total] name (parameters): action, status`` of a job as it finishes."""
+    return f"[{count}/{len(jobs)}] {job.name} ({_describe(job.params)}): {row['action']}, {row['status']}"
 
 
 def make_client(scheduler, workers, log=print):

@@ -33,12 +33,12 @@ GRID_POINTS = 201
 TAIL = 1e-4                    # gaussian inputs: the grid spans the radius law's TAIL and 1 - TAIL quantiles
 
 
-def radial_variant(config, particles, seed):
+def radial_variant(config, particles, seed, output=None):
     """``config`` run by the reduced solver with ``particles`` (None: its default) and scrambling
     ``seed`` (None: the top-level seed): the [expectation] table replaced (the radial options
     kept); [model] width, which the reduced solver does not use, left out (a perfect first
-    layer's reduced widths are its [model] width); parsed from its own text, so a run file
-    stores the config that ran."""
+    layer's reduced widths are its [model] width); ``output`` updates the [output] table.
+    Parsed from its own text (its ``_text``), so a run file stores the config that ran."""
     options = reducibility.options(config)
     expectation = {"method": "radial", "seed": seed,
                    **{key: options[key] for key in ("particle_rule", "nodes", "panels")}}
@@ -47,7 +47,8 @@ def radial_variant(config, particles, seed):
         model["width"] = particles
     else:
         expectation["particles"] = particles
-    return parse(config_text({**config, "expectation": expectation, "model": model}))
+    return parse(config_text({**config, "expectation": expectation, "model": model,
+                              "output": {**config["output"], **(output or {})}}))
 
 
 def particle_counts(config, factor):
@@ -135,9 +136,9 @@ class RadialRefinementStudy(Study):
         for role, particles, seed in settings["runs"]:
             name = f"K{'x'.join(str(k) for k in np.atleast_1d(particles))}-seed{seed}"
             path = os.path.join(settings["directory"], name + ".h5")
-            variant = radial_variant(settings["config"], particles, seed)
-            variant["output"].update(path=path, plot=False, progress=False)
-            jobs.append(Job(name, config_text(variant), path, {"role": role, "particles": particles, "seed": seed}))
+            variant = radial_variant(settings["config"], particles, seed, {"path": path, "plot": False,
+                                                                           "progress": False})
+            jobs.append(Job(name, variant["_text"], path, {"role": role, "particles": particles, "seed": seed}))
         return jobs
 
     def analyse(self, settings, jobs, rows):

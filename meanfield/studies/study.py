@@ -35,8 +35,9 @@ class StudyResult:
 
 
 def run_study(study, config_path, quick=False, output=None, command="", scheduler=None, serial=False, workers=None,
-              threads=None, progress=False, log=print):
-    """Plan, execute, analyse and report ``study``; its rows, analysis and report path."""
+              threads=None, progress=False, force_size=False, log=print):
+    """Plan, execute, analyse and report ``study``; its rows, analysis and report path.  Runs
+    too large for this machine are refused unless ``force_size`` (:mod:`meanfield.sizing`)."""
     settings = study.settings(config_path, quick, output)
     done, jobs = {}, []
     while True:
@@ -45,7 +46,7 @@ def run_study(study, config_path, quick=False, output=None, command="", schedule
         if not new:
             break
         for job, row in zip(new, execute(new, threads=threads, scheduler=scheduler, serial=serial,
-                                         workers=workers, progress=progress, log=log)):
+                                         workers=workers, progress=progress, force_size=force_size, log=log)):
             done[job.name] = row
     rows = [done[job.name] for job in jobs]
     analysis = study.analyse(settings, jobs, rows)

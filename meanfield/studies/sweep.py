@@ -21,9 +21,8 @@ the final metrics of every run.
 import copy
 import itertools
 import os
-import tomllib
 
-from meanfield.config import ConfigError, dumps, parse
+from meanfield.config import ConfigError, dumps, parse, parse_toml, read_text
 from meanfield.storage import write_table
 from meanfield.studies.executor import METRICS, Job, execute
 
@@ -32,24 +31,15 @@ SWEEP_KEYS = ("base", "output", "threads_per_run", "grid")
 
 def load_sweep(path):
     """The runs of a sweep file (executor Jobs, every config validated), its output directory, keys, threads."""
-    try:
-        with open(path, "rb") as fh:
-            raw = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"sweep file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"sweep file {path} is not valid TOML: {exc}") from None
+    raw = parse_toml(read_text(path, f"sweep file {path}"), f"sweep file {path}")
     unknown = sorted(set(raw) - set(SWEEP_KEYS))
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r} in the sweep file; allowed: {', '.join(SWEEP_KEYS)}")
     here = os.path.dirname(os.path.abspath(path))
     base = raw.get("base", {})
     if isinstance(base, str):
-        try:
-            with open(os.path.join(here, base), "rb") as fh:
-                base = tomllib.load(fh)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"sweep base config {base}: {exc}") from None
+        what = f"sweep base config {base}"
+        base = parse_toml(read_text(os.path.join(here, base), what), what)
     if not isinstance(base, dict):
         raise ConfigError("sweep key base must be a config file name or a table")
     threads = raw.get("threads_per_run", 1)
@@ -58,7 +48,10 @@ def load_sweep(path):
     grid = raw.get("grid", {})
     if not isinstance(grid, dict) or not grid or not all(isinstance(v, list) and v for v in grid.values()):
         raise ConfigError("sweep [grid] must map config keys to non-empty lists of values")
-    output = os.path.join(here, raw.get("output", "sweep-runs"))
+    output = raw.get("output", "sweep-runs")
+    if not isinstance(output, str) or not output:
+        raise ConfigError(f"sweep output = {output!r}: must be a directory name")
+    output = os.path.join(here, output)
     runs = []
     keys = list(grid)
     for index, values in enumerate(itertools.product(*(grid[k] for k in keys))):
@@ -89,12 +82,14 @@ def _set(config, dotted, value):
     target[key] = value
 
 
-def run_sweep(path, scheduler=None, serial=False, workers=None, log=print):
-    """Execute a sweep file; returns the summary rows (also written as CSV and HDF5)."""
+def run_sweep(path, scheduler=None, serial=False, workers=None, force_size=False, log=print):
+    """Execute a sweep file; returns the summary rows (also written as CSV and HDF5).  Runs too
+    large for this machine are refused before any work unless ``force_size``
+    (:mod:`meanfield.sizing`)."""
     sweep = load_sweep(path)
-    os.makedirs(sweep["output"], exist_ok=True)
     rows = execute(sweep["runs"], threads=sweep["threads_per_run"], scheduler=scheduler, serial=serial,
-                   workers=workers, log=log)
+                   workers=workers, force_size=force_size, log=log)
+    os.makedirs(sweep["output"], exist_ok=True)
     write_summary(rows, sweep["keys"], sweep["output"])
     return rows
 

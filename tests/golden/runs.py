@@ -82,6 +82,7 @@ projections = { layer2 = "row_mean" }
 seed = 2
 [problem]
 d = 6
+input = { law = "gaussian" }
 target = { kind = "teacher", width = 3, bias = false }
 [model]
 activation = "erf"
@@ -154,8 +155,6 @@ seed = 4
 d = 4
 input = { law = "ball", radius = 1.5 }
 target = { kind = "relu_ball" }
-[model]
-width = 64
 [expectation]
 method = "radial"
 particles = 64
@@ -184,6 +183,7 @@ dt = 0.05
 seed = 9
 [problem]
 d = 3
+input = { law = "gaussian" }
 target = { kind = "radial", profile = "relu_ball", radius = 1.5 }
 [model]
 layers = 3

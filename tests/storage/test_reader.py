@@ -162,6 +162,19 @@ def test_summary_lines(two_layer):
     assert lines[lines.index("config:") + 1:] == ["    " + line for line in TWO_LAYER.strip().splitlines()]
 
 
+def test_summary_lines_of_a_comparison(tmp_path, two_layer):
+    simulation, _, _, path = two_layer
+    copy = shutil.copy(path, tmp_path / "finite.h5")
+    written = write_example_finite(copy, simulation.network)
+    with RunFile(copy) as run:
+        lines = run.summary_lines()
+    assert "finite: finished; widths 4, 8 x 2 seeds (gd, lr 0.05, reference particles)" in lines
+    assert "alpha = 0.5  [0.4, 0.6]  (90% interval) at t = 0.2; trusted: yes" in lines
+    error = written["quality"]["error"][-1]
+    assert f"reference's own error: {error:.4g} (0.1 x D at the largest width)" in lines
+    assert lines[lines.index("config:") - 2:lines.index("config:")] == ["warning: one", "warning: two"]
+
+
 def test_an_invalid_stored_config_is_refused(tmp_path, two_layer):
     copy = shutil.copy(two_layer[3], tmp_path / "bad.h5")
     with h5py.File(copy, "r+") as f:

@@ -17,7 +17,14 @@ def test_numbers_and_text_columns(tmp_path):
         assert list(csv.reader(fh)) == [columns, ["a", "0.5", "1", ""], ["b", "nan", "2", ""]]
     with h5py.File(h5_path, "r") as f:
         assert set(f) == set(columns)
-        assert f["loss"].dtype == np.float64 and f["seed"].dtype == np.float64
+        assert f["loss"].dtype == np.float64 and f["seed"].dtype == np.int64
         np.testing.assert_array_equal(f["loss"][()], [0.5, np.nan])
         assert [v.decode() for v in f["name"][()]] == ["a", "b"]
         assert [v.decode() for v in f["path"][()]] == ["None", "None"]
+
+
+def test_integers_mixed_with_floats_are_floats(tmp_path):
+    write_table([{"x": 1}, {"x": 2.5}, {"x": np.int64(3)}], ["x"], tmp_path / "t")
+    with h5py.File(tmp_path / "t.h5", "r") as f:
+        assert f["x"].dtype == np.float64
+        np.testing.assert_array_equal(f["x"][()], [1.0, 2.5, 3.0])

@@ -184,7 +184,7 @@ def test_bad_settings_are_refused_before_work(tmp_path):
     with pytest.raises(ValueError, match=r"\[finite\] widths.*integer"):
         settings(tiny("widths = [[8, 8]]"))
     text = TINY.format(finite="widths = [4]", layers=2, width=16, seed=0, plot="false")
-    text = text.replace('link = "tanh"', 'link = "erf"')
+    text = text.replace('link = "tanh"', 'link = "erf"').replace("d = 3\n", 'd = 3\ninput = { law = "gaussian" }\n')
     text = text.replace('activation = "tanh"', 'activation = "erf"\nbias = false')
     closed = parse(text.replace("[expectation]\n", '[expectation]\nmethod = "closed_form"\n'))
     with pytest.raises(ValueError, match="closed_form"):

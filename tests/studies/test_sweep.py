@@ -93,8 +93,13 @@ def test_dask_local_cluster_gives_the_same_runs_as_serial(tmp_path):
     (tmp_path / "serial").mkdir()
     (tmp_path / "dask").mkdir()
     serial = run_sweep(write_sweep(tmp_path / "serial"), serial=True)
-    parallel = run_sweep(write_sweep(tmp_path / "dask"), workers=2)
+    logged = []
+    parallel = run_sweep(write_sweep(tmp_path / "dask"), workers=2, log=logged.append)
     assert [row["status"] for row in parallel] == ["finished"] * 4
+    done = sorted(line.split("] ", 1)[1] for line in logged if line.startswith("["))     # as they finish
+    assert done == [f"run{k:04d} (model.width = {w}, seed = {s}): ran, finished"
+                    for k, (w, s) in enumerate([(8, 0), (8, 1), (12, 0), (12, 1)])]
+    assert sorted(line.split("]")[0] for line in logged if line.startswith("[")) == [f"[{k}/4" for k in range(1, 5)]
     for a, b in zip(serial, parallel):
         assert a["loss"] == b["loss"] and a["test_loss"] == b["test_loss"]
         for name, value in final_state(a["path"]).items():
@@ -116,6 +121,7 @@ def test_finished_runs_are_skipped_and_interrupted_ones_resumed(tmp_path):
     assert len(summary) == 5
     with h5py.File(tmp_path / "runs" / "summary.h5", "r") as f:
         np.testing.assert_array_equal(f["model.width"][()], [8, 8, 12, 12])
+        assert f["model.width"].dtype == np.int64 and f["seed"].dtype == np.int64
 
 
 def test_sweep_command_line(tmp_path, capsys):

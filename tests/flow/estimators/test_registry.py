@@ -19,9 +19,9 @@ def test_names_are_the_config_choices():
 
 @pytest.mark.parametrize("method,text", [
     ("samples", '[model]\nwidth = 8\n[expectation]\nmethod = "samples"\nn = 64'),
-    ("closed_form", '[model]\nwidth = 8\nbias = false\n[problem]\ntarget = { kind = "single_index" }\n'
-                    '[expectation]\nmethod = "closed_form"'),
-    ("radial", '[model]\nwidth = 8\n[expectation]\nmethod = "radial"\nparticles = 16'),
+    ("closed_form", '[model]\nwidth = 8\nbias = false\n[problem]\ninput = { law = "gaussian" }\n'
+                    'target = { kind = "single_index" }\n[expectation]\nmethod = "closed_form"'),
+    ("radial", '[expectation]\nmethod = "radial"\nparticles = 16'),
 ])
 def test_each_constructor_builds_the_simulation_estimator(method, text):
     cfg = config.parse(text)
