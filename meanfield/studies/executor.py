@@ -15,6 +15,7 @@ scheduler (``scheduler="tcp://..."``) or in this process; it returns one row per
 with what it did and the final metrics.
 """
 
+import contextlib
 import dataclasses
 import os
 
@@ -171,43 +172,49 @@ def _row(job, path, action):
     return row
 
 
-def execute(jobs, threads=None, scheduler=None, serial=False, workers=None, progress=False, force_size=False,
-            log=print):
-    """Execute ``jobs`` (checked first by :func:`check_jobs`); their rows, in order.
-
-    ``scheduler``: address of a running Dask scheduler; otherwise an embedded
+@contextlib.contextmanager
+def session(scheduler=None, serial=False, workers=None, threads=None, log=print):
+    """The Dask client the jobs of one sweep or study run on, closed afterwards (with its
+    LocalCluster): of the running scheduler at ``scheduler``, or of an embedded
     LocalCluster of ``workers`` processes (default: CPUs / ``threads``) serving no
-    dashboard, or this process when ``serial`` or when dask.distributed is missing.
-    ``threads``: worker threads per run (None: the environment's in this process, 1 in
-    Dask workers).  ``progress``: progress bars of runs in this process (None: each config's).
-    """
-    check_jobs(jobs, threads or 1, force_size)
+    dashboard; None (this process) when ``serial`` or when dask.distributed is missing."""
     client = None if serial else make_client(scheduler, workers or max(1, (os.cpu_count() or 1) // (threads or 1)),
                                              log)
     try:
-        if client is None:
-            rows = []
-            for index, job in enumerate(jobs):
-                rows.append(execute_job(job, threads, progress))
-                log(_done_line(index + 1, jobs, job, rows[-1]))
-            return rows
-        from dask.distributed import as_completed
-
-        log(f"running {len(jobs)} runs on {client.scheduler.address}")
-        futures = client.map(execute_job, jobs, threads=threads or 1, pure=False)
-        position = {future.key: index for index, future in enumerate(futures)}
-        rows = [None] * len(jobs)
-        for count, future in enumerate(as_completed(futures), 1):
-            index = position[future.key]
-            rows[index] = future.result()
-            log(_done_line(count, jobs, jobs[index], rows[index]))
-        return rows
+        yield client
     finally:
         if client is not None:
             cluster = client.cluster
             client.close()
             if cluster is not None and not scheduler:
                 cluster.close()
+
+
+def execute(jobs, threads=None, client=None, progress=False, force_size=False, log=print):
+    """Execute ``jobs`` (checked first by :func:`check_jobs`) on ``client`` (a
+    :func:`session`'s; None: in this process, one after the other); their rows, in order.
+
+    ``threads``: worker threads per run (None: the environment's in this process, 1 in
+    Dask workers).  ``progress``: progress bars of runs in this process (None: each config's).
+    """
+    check_jobs(jobs, threads or 1, force_size)
+    if client is None:
+        rows = []
+        for index, job in enumerate(jobs):
+            rows.append(execute_job(job, threads, progress))
+            log(_done_line(index + 1, jobs, job, rows[-1]))
+        return rows
+    from dask.distributed import as_completed
+
+    log(f"running {len(jobs)} runs on {client.scheduler.address}")
+    futures = client.map(execute_job, jobs, threads=threads or 1, pure=False)
+    position = {future.key: index for index, future in enumerate(futures)}
+    rows = [None] * len(jobs)
+    for count, future in enumerate(as_completed(futures), 1):
+        index = position[future.key]
+        rows[index] = future.result()
+        log(_done_line(count, jobs, jobs[index], rows[index]))
+    return rows
 
 
 def _done_line(count, jobs, job, row):

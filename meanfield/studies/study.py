@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from meanfield.studies.executor import execute
+from meanfield.studies.executor import execute, session
 from meanfield.studies.report import write_report
 
 
@@ -40,14 +40,15 @@ def run_study(study, config_path, quick=False, output=None, command="", schedule
     too large for this machine are refused unless ``force_size`` (:mod:`meanfield.sizing`)."""
     settings = study.settings(config_path, quick, output)
     done, jobs = {}, []
-    while True:
-        jobs = study.plan(settings, done)
-        new = [job for job in jobs if job.name not in done]
-        if not new:
-            break
-        for job, row in zip(new, execute(new, threads=threads, scheduler=scheduler, serial=serial,
-                                         workers=workers, progress=progress, force_size=force_size, log=log)):
-            done[job.name] = row
+    with session(scheduler, serial, workers, threads, log) as client:
+        while True:
+            jobs = study.plan(settings, done)
+            new = [job for job in jobs if job.name not in done]
+            if not new:
+                break
+            for job, row in zip(new, execute(new, threads=threads, client=client, progress=progress,
+                                             force_size=force_size, log=log)):
+                done[job.name] = row
     rows = [done[job.name] for job in jobs]
     analysis = study.analyse(settings, jobs, rows)
     report = write_report(study.report_path(settings), study.title, analysis, rows, command,

@@ -24,7 +24,7 @@ import os
 
 from meanfield.config import ConfigError, dumps, parse, parse_toml, read_text
 from meanfield.storage import write_table
-from meanfield.studies.executor import METRICS, Job, execute
+from meanfield.studies.executor import METRICS, Job, check_jobs, execute, session
 
 SWEEP_KEYS = ("base", "output", "threads_per_run", "grid")
 
@@ -87,8 +87,10 @@ def run_sweep(path, scheduler=None, serial=False, workers=None, force_size=False
     large for this machine are refused before any work unless ``force_size``
     (:mod:`meanfield.sizing`)."""
     sweep = load_sweep(path)
-    rows = execute(sweep["runs"], threads=sweep["threads_per_run"], scheduler=scheduler, serial=serial,
-                   workers=workers, force_size=force_size, log=log)
+    threads = sweep["threads_per_run"]
+    check_jobs(sweep["runs"], threads, force_size)                # before a cluster starts
+    with session(scheduler, serial, workers, threads, log) as client:
+        rows = execute(sweep["runs"], threads=threads, client=client, force_size=force_size, log=log)
     os.makedirs(sweep["output"], exist_ok=True)
     write_summary(rows, sweep["keys"], sweep["output"])
     return rows

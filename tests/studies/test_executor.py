@@ -34,26 +34,26 @@ def job(tmp_path, width=8, name="a"):
 
 
 def test_a_finished_job_is_skipped_and_an_interrupted_one_resumed(tmp_path):
-    first = execute([job(tmp_path)], serial=True, log=lambda line: None)
+    first = execute([job(tmp_path)], log=lambda line: None)
     assert [(r["action"], r["status"]) for r in first] == [("ran", "finished")]
     with h5py.File(first[0]["path"], "r+") as f:
         f.attrs["status"] = "interrupted"
     lines = []
-    again = execute([job(tmp_path)], serial=True, log=lines.append)
+    again = execute([job(tmp_path)], log=lines.append)
     assert [(r["action"], r["status"]) for r in again] == [("resumed", "finished")]
     assert again[0]["loss"] == first[0]["loss"]
     assert lines == ["[1/1] a (model.width = 8): resumed, finished"]
-    third = execute([job(tmp_path)], serial=True, log=lambda line: None)
+    third = execute([job(tmp_path)], log=lambda line: None)
     assert third[0]["action"] == "skipped"
 
 
 def test_a_file_of_another_config_is_refused_before_any_work(tmp_path):
-    execute([job(tmp_path, width=8)], serial=True, log=lambda line: None)
+    execute([job(tmp_path, width=8)], log=lambda line: None)
     with h5py.File(tmp_path / "a.h5", "r") as f:
         before = f.attrs["config"]
     fresh = job(tmp_path, width=4, name="b")
     with pytest.raises(ConfigError) as refused:
-        execute([fresh, job(tmp_path, width=16)], serial=True, log=lambda line: None)
+        execute([fresh, job(tmp_path, width=16)], log=lambda line: None)
     assert str(refused.value) == (f"{tmp_path / 'a.h5'} holds a run of another config (model.width is 8 in the "
                                   "file, 16 in the plan); move it away or choose another output directory")
     assert not (tmp_path / "b.h5").exists()                 # refused before the first job ran
@@ -62,7 +62,7 @@ def test_a_file_of_another_config_is_refused_before_any_work(tmp_path):
 
 
 def test_a_moved_file_still_matches_its_job(tmp_path):
-    execute([job(tmp_path)], serial=True, log=lambda line: None)
+    execute([job(tmp_path)], log=lambda line: None)
     moved = tmp_path / "moved"
     moved.mkdir()
     (tmp_path / "a.h5").rename(moved / "a.h5")
