@@ -368,7 +368,8 @@ class DepthSeparationStudy(Study):
         ax.minorticks_off()
         ax.set_xlabel("dimension d")
         ax.set_ylabel("trainable parameters needed")
-        ax.set_title(f"not plotted: not reached up to P = {settings['study']['parameter_ladder'][-1]}", fontsize=9)
+        ax.set_title("bisection over P (both depths matched in trainable parameters); a missing point: not "
+                     f"reached up to P = {settings['study']['parameter_ladder'][-1]}", fontsize=8)
         ax.legend(fontsize=8)
         return save(fig, os.path.join(settings["directory"], "width-needed"), formats=("png",))[0]
 
