@@ -62,6 +62,11 @@ class RunFile:
         return str(self.file.attrs.get(schema.MESSAGE_ATTR, ""))
 
     @property
+    def created(self):
+        """When the run was started (ISO 8601, UTC)."""
+        return str(self.file.attrs.get(schema.CREATED_ATTR, ""))
+
+    @property
     def config_text(self):
         """The run's configuration as TOML text."""
         return str(self.file.attrs[schema.CONFIG_ATTR])
