@@ -40,7 +40,8 @@ class RunWriter:
         attrs[schema.VERSION_ATTR] = schema.FORMAT_VERSION
         attrs[schema.MEANFIELD_VERSION_ATTR] = __version__
         attrs[schema.CONFIG_ATTR] = config_text
-        attrs[schema.CREATED_ATTR] = created or datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        now = datetime.datetime.now(datetime.timezone.utc)
+        attrs[schema.CREATED_ATTR] = created or now.isoformat(timespec="seconds")
         attrs[schema.STATUS_ATTR] = "running"
         for group, weights in network.particle_weights.items():
             self.file.create_dataset(schema.particle_weights_path(group), data=weights)
