@@ -1,15 +1,23 @@
 """What a resume trusts is checked: a damaged file is refused in one line and left byte for
 byte as it was; a resumable file stays resumable after a refusal."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import h5py
 import numpy as np
 import pytest
 
 from meanfield.cli import main
+from meanfield.config import load
 from meanfield.simulation import Simulation
-from meanfield.storage import RunFile
+from meanfield.storage import RunFile, RunFileError
 from meanfield.storage.checkpoint import slot_digest
 from tests.storage.test_checkpoint import assert_same_run, make_config
+from tests.storage.test_kill_on_write import CONFIG
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +37,13 @@ def runs(tmp_path_factory):
 
 
 def checkpoint_time(path):
-    with RunFile(path) as run:
-        return run.checkpoint()["time"]
+    """The time of the newest checkpoint of ``path`` (None without one, or while it cannot be read)."""
+    try:
+        with RunFile(path) as run:
+            checkpoint = run.checkpoint()
+    except (RunFileError, OSError, KeyError):
+        return None
+    return None if checkpoint is None else checkpoint["time"]
 
 
 @pytest.fixture
@@ -142,3 +155,28 @@ def test_rows_after_the_checkpoint_are_dropped(damaged, runs):
     outcome, _, _ = Simulation.resume(path)
     assert outcome.status == "finished"
     assert_same_run(path, runs[0])
+
+
+def test_a_file_being_written_is_refused_and_its_run_ends_as_if_alone(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MEANFIELD_NUM_THREADS", "1")
+    config = tmp_path / "run.toml"
+    config.write_text(CONFIG.format(time=1.0, checkpoint_seconds=0.05))
+    path = tmp_path / "run.h5"
+    writer = subprocess.Popen([sys.executable, "-m", "meanfield", "run", str(config), "--output", str(path)],
+                              env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        while not path.exists() or checkpoint_time(path) is None:
+            assert writer.poll() is None, "the run ended before its first checkpoint"
+            time.sleep(0.02)
+        writer.send_signal(signal.SIGSTOP)              # held mid-run, holding its file
+        assert writer.poll() is None, "the run ended before the resume was tried"
+        assert main(["run", "--resume", str(path)]) == 2
+    finally:
+        writer.send_signal(signal.SIGCONT)
+        _, stderr = writer.communicate(timeout=120)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "being written by another process" in err, err
+    assert writer.returncode == 0, stderr
+    reference = tmp_path / "reference.h5"
+    Simulation(load(config)).run(reference)
+    assert_same_run(path, reference)
