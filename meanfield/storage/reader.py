@@ -181,7 +181,8 @@ class RunFile:
         return read_checkpoint(self.file)
 
     def summary_lines(self):
-        """A human-readable summary: status, versions, times, final losses, config."""
+        """A human-readable summary: status, versions, times, final losses, the checkpoint a
+        resume continues from (a running or interrupted run), config."""
         attrs = self.file.attrs
         lines = [f"run file: {self.path}",
                  f"status: {self.status}" + (f" ({self.message})" if schema.MESSAGE_ATTR in attrs else ""),
@@ -196,7 +197,8 @@ class RunFile:
         times = self.snapshot_times()
         if len(times):
             lines.append(f"snapshots: {len(times)} at t = {times[0]:.6g} .. {times[-1]:.6g}")
-        checkpoint = self.checkpoint()
+        resumable = self.status in ("running", "interrupted")     # finished and failed runs are not resumed
+        checkpoint = self.checkpoint() if resumable else None
         if checkpoint is not None:
             lines.append(f"checkpoint: t = {float(checkpoint['time']):.6g}")
         lines.append("config:")

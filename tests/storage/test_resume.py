@@ -180,3 +180,22 @@ def test_a_file_being_written_is_refused_and_its_run_ends_as_if_alone(tmp_path, 
     reference = tmp_path / "reference.h5"
     Simulation(load(config)).run(reference)
     assert_same_run(path, reference)
+
+
+def checkpoint_lines(path):
+    with RunFile(path) as run:
+        return [line for line in run.summary_lines() if line.startswith("checkpoint:")]
+
+
+def test_the_summary_shows_the_checkpoint_a_resume_continues_from(tmp_path):
+    path = tmp_path / "run.h5"
+    Simulation(make_config(extra="wall_limit_seconds = 1e-9")).run(path)
+    shown = []
+    for _ in range(2):
+        shown.append(checkpoint_lines(path))
+        Simulation.resume(path)
+    assert shown[0] != shown[1] and checkpoint_lines(path) == [f"checkpoint: t = {checkpoint_time(path):.6g}"]
+    with h5py.File(path, "r+") as f:
+        f.attrs["config"] = f.attrs["config"].replace("wall_limit_seconds = 1e-9", "")
+    Simulation.resume(path)
+    assert checkpoint_lines(path) == []                   # finished: nothing to resume
