@@ -24,6 +24,7 @@ any complete slot continues from the start.
 import contextlib
 import errno
 import fcntl
+import glob
 import json
 import math
 import os
@@ -67,8 +68,12 @@ class Prefix:
 @contextlib.contextmanager
 def exclusive(path):
     """Hold an exclusive lock on ``path`` (refused with RunFileError if another process is
-    writing it)."""
-    fd = os.open(path, os.O_RDONLY)
+    writing it) and remove the files of earlier resumes of it that were killed before
+    their rename (no other resume of ``path`` can be under way while the lock is held)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"run file {path} does not exist") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -77,15 +82,21 @@ def exclusive(path):
                 raise
             raise RunFileError(f"{path} is being written by another process; "
                                "resume it once that process has ended") from None
+        for stale in glob.glob(glob.escape(_rebuild_prefix(path)) + "*"):
+            os.remove(stale)
         yield
     finally:
         os.close(fd)
 
 
 def rebuild_path(path):
-    """The temporary file a resume of ``path`` is written into (same directory)."""
+    """The new file a resume of ``path`` by this process is written into (same directory)."""
+    return f"{_rebuild_prefix(path)}{os.getpid()}"
+
+
+def _rebuild_prefix(path):
     directory, name = os.path.split(os.path.abspath(path))
-    return os.path.join(directory, f".{name}.resume-{os.getpid()}")
+    return os.path.join(directory, f".{name}.resume-")
 
 
 def read_prefix(run, expected):

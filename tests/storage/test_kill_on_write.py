@@ -117,3 +117,28 @@ def test_a_kill_on_a_write_midway_resumes_bit_identically(tmp_path, config):
     config, reference = config(0.1, 1e-9), tmp_path / "reference.h5"
     Simulation(load(config)).run(reference)
     assert kill_and_resume(config, tmp_path / "killed.h5", reference, 250) == "resumed"    # after a few checkpoints
+
+
+@pytest.mark.slow
+def test_a_resume_killed_at_any_write_leaves_a_file_that_resumes(tmp_path, config):
+    """A resume is itself killed at a write (rebuilding the file, or continuing the run):
+    the next resume still ends with the uninterrupted run's numbers, and no file is left
+    behind."""
+    config, reference = config(0.5, 0.2), tmp_path / "reference.h5"
+    writes = count_writes(config, reference)
+    killed = tmp_path / "killed.h5"
+    strace_run(config, killed, "-o", os.devnull, "-e", f"inject=pwrite64:signal=KILL:when={writes // 2}")
+    for m in (1, 10, 40, 80, 160, 320):
+        path = tmp_path / f"resume{m}.h5"
+        shutil.copyfile(killed, path)
+        subprocess.run(["strace", "-f", "-qq", "-o", os.devnull, "-e", f"inject=pwrite64:signal=KILL:when={m}",
+                        sys.executable, "-m", "meanfield", "run", "--resume", str(path)],
+                       env=dict(os.environ), capture_output=True)
+        with RunFile(path) as run:
+            finished = run.status == "finished"          # the resume ended before its m-th write
+        if not finished:
+            with contextlib.redirect_stderr(io.StringIO()) as stderr, contextlib.redirect_stdout(io.StringIO()):
+                assert main(["run", "--resume", str(path)]) == 0, stderr.getvalue()
+        assert_same_run(path, reference)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".h5" or ".resume-" in p.name) == sorted(
+        ["reference.h5", "killed.h5"] + [f"resume{m}.h5" for m in (1, 10, 40, 80, 160, 320)])
