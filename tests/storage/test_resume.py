@@ -15,6 +15,7 @@ from meanfield.cli import main
 from meanfield.config import load
 from meanfield.simulation import Simulation
 from meanfield.storage import RunFile, RunFileError
+from meanfield.storage.schema import RECORD_ATTRIBUTES
 from meanfield.storage.checkpoint import slot_digest
 from tests.storage.test_checkpoint import assert_same_run, make_config
 from tests.storage.test_kill_on_write import CONFIG
@@ -199,3 +200,15 @@ def test_the_summary_shows_the_checkpoint_a_resume_continues_from(tmp_path):
         f.attrs["config"] = f.attrs["config"].replace("wall_limit_seconds = 1e-9", "")
     Simulation.resume(path)
     assert checkpoint_lines(path) == []                   # finished: nothing to resume
+
+
+def test_a_checkpoint_without_digests_of_an_earlier_version_resumes(damaged, runs):
+    """Files of earlier versions of meanfield have slots with the state's sha256 only."""
+    def strip(f):
+        for slot in f["checkpoint"].values():
+            for key in RECORD_ATTRIBUTES + ("digest",):
+                del slot.attrs[key]
+    path = damaged(strip)
+    outcome, _, _ = Simulation.resume(path)
+    assert outcome.status == "finished"
+    assert_same_run(path, runs[0])
