@@ -119,7 +119,7 @@ class Simulation:
         """What a file of this run holds (:class:`meanfield.storage.resume.Expected`)."""
         metric_times, snapshot_times = self.recording_times()
         return Expected(self.network, self.dtype, self.config["flow"]["time"], MetricsRecorder.NAMES,
-                               metric_times, snapshot_times)
+                        metric_times, snapshot_times)
 
     def _write_target(self, writer):
         if self.problem.target_arrays or self.problem.target_attrs:
