@@ -7,6 +7,7 @@ old one (:mod:`meanfield.storage.resume`).
 
 import datetime
 import os
+import shutil
 
 import h5py
 import numpy as np
@@ -119,10 +120,11 @@ class RunWriter:
         os.fsync(self.file.id.get_vfd_handle())
 
     def replace(self, path):
-        """Sync this file and move it onto ``path`` in one step (atomic rename in the same
-        directory); the writer goes on writing it there."""
+        """Sync this file and move it onto the file ``path`` in one step (atomic rename in the
+        same directory), keeping that file's permissions; the writer goes on writing it there."""
         path = os.fspath(path)
         self.sync()
+        shutil.copymode(path, self.path)
         os.replace(self.path, path)
         directory = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
         try:

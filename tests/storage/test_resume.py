@@ -212,3 +212,12 @@ def test_a_checkpoint_without_digests_of_an_earlier_version_resumes(damaged, run
     outcome, _, _ = Simulation.resume(path)
     assert outcome.status == "finished"
     assert_same_run(path, runs[0])
+
+
+def test_a_resumed_file_keeps_its_permissions_and_leaves_nothing_behind(damaged, runs):
+    path = damaged(lambda f: None)
+    os.chmod(path, 0o640)
+    Simulation.resume(path)
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+    assert_same_run(path, runs[0])
