@@ -85,7 +85,7 @@ def kill_and_resume(config, path, reference, n):
 
 
 @pytest.fixture
-def config(tmp_path, monkeypatch):
+def config_file(tmp_path, monkeypatch):
     """make(time, checkpoint_seconds): the path of a config file of this module's run."""
     if shutil.which("strace") is None:
         pytest.skip("strace is not installed")
@@ -100,8 +100,8 @@ def config(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_kill_at_any_write_resumes_bit_identically_or_is_refused(tmp_path, config):
-    config, reference = config(0.5, 0.2), tmp_path / "reference.h5"
+def test_a_kill_at_any_write_resumes_bit_identically_or_is_refused(tmp_path, config_file):
+    config, reference = config_file(0.5, 0.2), tmp_path / "reference.h5"
     writes = count_writes(config, reference)
     points = sorted({1, 2, 5, 10, 20, writes - 3, writes - 2, writes - 1, writes}
                     | {int(writes * k / 24) for k in range(1, 24)})
@@ -109,22 +109,21 @@ def test_a_kill_at_any_write_resumes_bit_identically_or_is_refused(tmp_path, con
     for n in points:
         outcome = kill_and_resume(config, tmp_path / f"kill{n}.h5", reference, n)
         outcomes.setdefault(outcome, []).append(n)
-    print(writes, outcomes)
     assert len(outcomes.get("resumed", ())) >= len(points) // 2, outcomes
 
 
-def test_a_kill_on_a_write_midway_resumes_bit_identically(tmp_path, config):
-    config, reference = config(0.1, 1e-9), tmp_path / "reference.h5"
+def test_a_kill_on_a_write_midway_resumes_bit_identically(tmp_path, config_file):
+    config, reference = config_file(0.1, 1e-9), tmp_path / "reference.h5"
     Simulation(load(config)).run(reference)
     assert kill_and_resume(config, tmp_path / "killed.h5", reference, 250) == "resumed"    # after a few checkpoints
 
 
 @pytest.mark.slow
-def test_a_resume_killed_at_any_write_leaves_a_file_that_resumes(tmp_path, config):
+def test_a_resume_killed_at_any_write_leaves_a_file_that_resumes(tmp_path, config_file):
     """A resume is itself killed at a write (rebuilding the file, or continuing the run):
     the next resume still ends with the uninterrupted run's numbers, and no file is left
     behind."""
-    config, reference = config(0.5, 0.2), tmp_path / "reference.h5"
+    config, reference = config_file(0.5, 0.2), tmp_path / "reference.h5"
     writes = count_writes(config, reference)
     killed = tmp_path / "killed.h5"
     strace_run(config, killed, "-o", os.devnull, "-e", f"inject=pwrite64:signal=KILL:when={writes // 2}")
