@@ -48,11 +48,6 @@ class RunWriter:
             self.file.create_dataset(schema.particle_weights_path(group), data=weights)
         self.file.flush()
 
-    @property
-    def has_target(self):
-        """Whether /target is written."""
-        return schema.TARGET in self.file
-
     def write_target(self, arrays, attrs=None):
         """``arrays`` maps names like "layer1/weight" to arrays, stored under /target."""
         group = self.file.require_group(schema.TARGET)
