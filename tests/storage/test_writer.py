@@ -10,7 +10,7 @@ import pytest
 import meanfield
 from meanfield.config import parse
 from meanfield.simulation import Simulation
-from meanfield.storage import FORMAT_VERSION, OutputExistsError, RunFile, RunWriter
+from meanfield.storage import FORMAT_VERSION, OutputExistsError, RunFile
 from tests.run_files import BLOWUP, THREE_LAYER, TWO_LAYER, run_file_fixture
 
 two_layer = run_file_fixture(TWO_LAYER)
