@@ -28,6 +28,7 @@ from meanfield.model.networks import build_network
 from meanfield.model.projections import make_projections
 from meanfield.radial.marginals import reduced_from_config
 from meanfield.storage import RunFile, RunFileError, RunWriter
+from meanfield.storage.resume import Expected, exclusive, read_prefix, rebuild_path
 
 class Simulation:
     def __init__(self, config):
@@ -91,27 +92,37 @@ class Simulation:
         """Continue the run in ``path`` from its last checkpoint (from the start if it has none).
 
         The run ends with the same particles and metrics as an uninterrupted one (same
-        thread count).  Finished and failed runs are refused.
+        thread count).  The file is never written to: its checked data up to the checkpoint
+        is copied into a new file that replaces it (:mod:`meanfield.storage.resume`).
+        Finished and failed runs, files being written by another process and files whose
+        checkpoint, metrics or snapshots do not check are refused (RunFileError) and left
+        as they were.
         """
-        with RunFile(path) as run:
-            status = run.status
-            if status == "finished":
-                raise RunFileError(f"{path} is a finished run; there is nothing to resume")
-            if status == "failed":
-                raise RunFileError(f"{path} is a failed run ({run.message}); change the config and start a new run")
-            config = run.config
-            checkpoint = run.checkpoint()
-            rows = run.metric_rows()
-        simulation = cls(config)
-        time = checkpoint["time"] if checkpoint is not None else -1.0
-        writer = RunWriter.reopen(path, simulation.network, time)
-        try:
-            if not writer.has_target:
+        with exclusive(path):
+            with RunFile(path) as run:
+                status = run.status
+                if status == "finished":
+                    raise RunFileError(f"{path} is a finished run; there is nothing to resume")
+                if status == "failed":
+                    raise RunFileError(f"{path} is a failed run ({run.message}); change the config and start a new run")
+                simulation = cls(run.config)
+                prefix = read_prefix(run, simulation.expected_records())
+                text, created = run.config_text, run.created
+            writer = RunWriter(rebuild_path(path), text, simulation.network, force=True, created=created)
+            try:
                 simulation._write_target(writer)
-        except BaseException:
-            writer.close()
-            raise
-        return simulation._execute(writer, checkpoint, [r for r in rows if r["time"] <= time], progress)
+                writer.restore(prefix)
+                writer.replace(path)
+            except BaseException:
+                writer.discard()
+                raise
+        return simulation._execute(writer, prefix.checkpoint, prefix.rows(), progress)
+
+    def expected_records(self):
+        """What a file of this run holds (:class:`meanfield.storage.resume.Expected`)."""
+        metric_times, snapshot_times = self.recording_times()
+        return Expected(self.network, self.dtype, self.config["flow"]["time"], MetricsRecorder.NAMES,
+                        metric_times, snapshot_times)
 
     def _write_target(self, writer):
         if self.problem.target_arrays or self.problem.target_attrs:

@@ -1,5 +1,7 @@
 """Simulation: determinism under seeds, Langevin noise, phases, particle weights, wall time."""
 
+import warnings
+
 import h5py
 import numpy as np
 import pytest
@@ -7,6 +9,7 @@ import pytest
 from meanfield.cli import main
 from meanfield.config import ConfigError, parse
 from meanfield.simulation import Simulation
+from meanfield.storage import RunFile
 
 BASE = """\
 seed = {seed}
@@ -291,3 +294,36 @@ def test_radial_method_refuses_what_it_cannot_reduce(change, words, refusal):
 def test_radial_keys_belong_to_the_radial_method():
     with pytest.raises(ConfigError, match="particles belongs to method = 'radial'"):
         parse("[expectation]\nparticles = 64")
+
+
+STIFF = """
+seed = 2
+[problem]
+d = 3
+[model]
+width = 16
+dtype = "float32"
+init = { readout = { law = "normal", scale = 1e5 }, layer1 = { law = "normal", scale = 1e3 } }
+[expectation]
+n = 64
+[flow]
+time = 0.5
+integrator = "adaptive"
+rtol = 1e-3
+dt = 0.005
+[output]
+wall_limit_seconds = 0.5
+progress = false
+plot = false
+"""
+
+
+def test_an_overflowing_adaptive_run_stops_at_its_wall_limit(tmp_path):
+    """Huge initial parameters in float32: trial steps overflow and are rejected; the run
+    still stops at its wall-time limit, with a checkpoint."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)          # float32 overflow in the trial steps
+        outcome, _, path = Simulation(parse(STIFF)).run(tmp_path / "run.h5")
+    assert outcome.status == "interrupted" and "wall-time limit" in outcome.message
+    with RunFile(path) as run:
+        assert run.status == "interrupted" and run.checkpoint() is not None

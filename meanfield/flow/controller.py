@@ -10,8 +10,9 @@ Langevin noise
     theta <- theta + sqrt(2 T_emp h kappa) xi,   xi ~ N(0, I)   (Euler--Maruyama)
 
 and checks that every coordinate is finite; the controller also enforces the wall-time
-limit.  When the state blows up the run stops with a message naming the time and the
-group(s), and the last finite state is kept.
+limit and stop requests, after accepted and rejected steps alike.  When the state blows
+up (or the adaptive step size underflows on a non-finite trial step) the run stops with
+a message naming the time and the group(s), and the last finite state is kept.
 """
 
 import json
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from meanfield.flow.step_hook import NonFiniteState, StepHook
+from meanfield.flow.integrators import StepSizeUnderflow
+from meanfield.flow.step_hook import NonFiniteState, StepHook, nonfinite_fields
 
 
 class RunInterrupted(RuntimeError):
@@ -75,6 +77,9 @@ class Controller:
             tracker.step(t, y)
         if t < self._segment_end:          # at a piece's end this waits until it is recorded
             self._between_steps(y)
+
+    def _after_reject(self, t, h):
+        self._between_steps(self._last[0])
 
     def _between_steps(self, y):
         if self._stop_reason is not None:
@@ -131,7 +136,7 @@ class Controller:
                 self._kappa = kappa = self.schedule.kappa(position.segment_start, t_next)
                 resume_at = (position.time, position.steps) if position.steps else None
                 y = self.integrator.advance(lambda s: self.flow.velocity(s, kappa)[0], y, position.segment_start,
-                                            t_next, self._after_step, resume_at)
+                                            t_next, self._after_step, resume_at, self._after_reject)
                 self._position = Position(t_next, t_next, 0)
                 self._record(t_next, y, wanted)
                 if t_next < total:
@@ -140,6 +145,10 @@ class Controller:
                     self._between_steps(y)
         except NonFiniteState as exc:
             return Outcome(*self._last, "failed", self._blowup_message(exc))
+        except StepSizeUnderflow as exc:
+            fields = nonfinite_fields(self.flow.network.layout, exc.trial)
+            message = self._blowup_message(NonFiniteState(fields, exc.time)) if fields else str(exc)
+            return Outcome(*self._last, "failed", message)
         except FloatingPointError as exc:
             return Outcome(*self._last, "failed", str(exc))
         except RunInterrupted as exc:

@@ -15,12 +15,18 @@ estimates the local error with the embedded 4th-order ones,
     err = || h sum_i (b_i - bhat_i) k_i / (atol + rtol max(|y|, |y_new|)) ||_rms,
 
 accepts the step when err <= 1, and rescales h by min(5, max(0.2, 0.9 err^(-1/5))).
+A non-finite err (the trial step overflowed) rejects the step and shrinks h by 0.2.  When
+h falls below the minimum step 1e-14 max(1, |t1|) the integration stops with
+:class:`StepSizeUnderflow`, which carries the last trial state (non-finite when the flow
+blew up).
 
-``advance(F, y, t0, t1, after_step)`` integrates from t0 to t1 landing exactly on t1:
-fixed-step schemes use n = ceil((t1 - t0)/dt) equal steps of (t1 - t0)/n
-(:func:`meanfield.flow.schedule.step_count`).  After every (accepted) step
+``advance(F, y, t0, t1, after_step, after_reject=...)`` integrates from t0 to t1 landing
+exactly on t1: fixed-step schemes use n = ceil((t1 - t0)/dt) equal steps of (t1 - t0)/n
+(:func:`meanfield.flow.schedule.step_count`).  After every accepted step
 ``after_step(y, t, h)`` is called; it may change y in place (projections, Langevin
-noise) and may raise to stop the run.
+noise) and may raise to stop the run.  After every rejected step (adaptive only)
+``after_reject(t, h)`` is called with the time reached and the step that failed; it may
+raise to stop the run.
 
 Resuming: ``advance(..., resume_at=(t, k))`` continues a piece [t0, t1] that was left
 at time t after k steps, and ``state()`` / ``restore(state)`` carry the integrator's
@@ -90,6 +96,16 @@ def _combine(y, h, weights, ks):
     return out
 
 
+class StepSizeUnderflow(FloatingPointError):
+    """The adaptive step size fell below its minimum at time ``time``; ``trial`` is the
+    state the last (rejected) step would have given."""
+
+    def __init__(self, time, step, trial):
+        self.time, self.trial = float(time), trial
+        super().__init__(f"the adaptive step size fell to {step:.3g} at t = {self.time:.6g} without meeting "
+                         "the tolerance; the flow is too stiff for rtol and atol, or blows up")
+
+
 class FixedStep:
     """A fixed-step scheme of :data:`FIXED_STEP` (euler, heun, rk4) with step dt."""
 
@@ -108,7 +124,8 @@ class FixedStep:
     def restore(self, state):
         self.steps = int(state["steps"])
 
-    def advance(self, F, y, t0, t1, after_step=None, resume_at=None):
+    def advance(self, F, y, t0, t1, after_step=None, resume_at=None, after_reject=None):
+        """Integrate from t0 (or ``resume_at``) to t1 (never rejects a step)."""
         n = step_count(t0, t1, self.dt)
         h = (t1 - t0) / n
         for k in range(0 if resume_at is None else resume_at[1], n):
@@ -124,6 +141,7 @@ class DormandPrince:
     """Adaptive embedded Runge--Kutta 5(4) with error control by rtol and atol."""
 
     SAFETY, MIN_FACTOR, MAX_FACTOR = 0.9, 0.2, 5.0
+    MIN_STEP = 1e-14            # relative to max(1, |t1|)
 
     def __init__(self, rtol=1e-6, atol=1e-9, dt=None):
         if not (rtol > 0 and atol >= 0):
@@ -135,7 +153,8 @@ class DormandPrince:
 
     def _error_norm(self, y, y_new, err):
         scale = self.atol + self.rtol * np.maximum(np.abs(y), np.abs(y_new))
-        return float(np.sqrt(np.mean(np.square(err / scale))))
+        with np.errstate(over="ignore", invalid="ignore"):          # an overflowing trial step: inf or NaN
+            return float(np.sqrt(np.mean(np.square(err / scale))))
 
     def _initial_step(self, F, y, span):
         """Hairer--Wanner's first guess h = 0.01 ||y|| / ||F(y)|| in the error norm."""
@@ -151,7 +170,8 @@ class DormandPrince:
     def restore(self, state):
         self.steps, self.rejected, self.h = int(state["steps"]), int(state["rejected"]), state["h"]
 
-    def advance(self, F, y, t0, t1, after_step=None, resume_at=None):
+    def advance(self, F, y, t0, t1, after_step=None, resume_at=None, after_reject=None):
+        """Integrate from t0 (or ``resume_at``) to t1; StepSizeUnderflow below the minimum step."""
         t = t0 if resume_at is None else resume_at[0]
         if self.h is None:
             self.h = self._initial_step(F, y, t1 - t0)
@@ -162,8 +182,7 @@ class DormandPrince:
             y_new = _combine(y, h, self.tableau.b, ks)
             err = _combine(np.zeros_like(y), h, np.subtract(self.tableau.b, self.tableau.bhat), ks)
             norm = self._error_norm(y, y_new, err)
-            factor = self.SAFETY * norm ** -0.2 if norm > 0 else self.MAX_FACTOR
-            factor = min(self.MAX_FACTOR, max(self.MIN_FACTOR, factor))
+            factor = self._factor(norm)
             if norm <= 1.0:
                 y, t = y_new, (t1 if last else t + h)
                 self.steps += 1
@@ -174,9 +193,18 @@ class DormandPrince:
             else:
                 self.rejected += 1
                 self.h = h * min(1.0, factor)
-            if not np.isfinite(self.h) or self.h <= 1e-14 * max(1.0, abs(t1)):
-                raise FloatingPointError(f"adaptive step size underflow at t = {t:.6g}")
+                if after_reject is not None:
+                    after_reject(t, h)
+            if not np.isfinite(self.h) or self.h <= self.MIN_STEP * max(1.0, abs(t1)):
+                raise StepSizeUnderflow(t, self.h, y_new)
         return y
+
+    def _factor(self, norm):
+        """The step-size factor after a step of error ``norm`` (the smallest when it is not finite)."""
+        if not np.isfinite(norm):
+            return self.MIN_FACTOR
+        factor = self.SAFETY * norm ** -0.2 if norm > 0 else self.MAX_FACTOR
+        return min(self.MAX_FACTOR, max(self.MIN_FACTOR, factor))
 
 
 def make_integrator(name, dt=None, rtol=1e-6, atol=1e-9):

@@ -46,6 +46,8 @@ class Tracker:
 class MetricsRecorder(Tracker):
     """loss, test_loss, relative_loss (and risk with the penalty) at given times."""
 
+    NAMES = ("time", "loss", "test_loss", "relative_loss", "risk", "wall_time")      # the columns of a row
+
     def __init__(self, flow, times, sink=None, rows=()):
         self.flow, self.times, self.sink = flow, [float(t) for t in times], sink
         self.rows = list(rows)                 # rows already recorded (a resumed run)

@@ -70,6 +70,11 @@ class RunFile:
         return str(self.file.attrs.get(schema.MESSAGE_ATTR, ""))
 
     @property
+    def created(self):
+        """When the run was started (ISO 8601, UTC)."""
+        return str(self.file.attrs.get(schema.CREATED_ATTR, ""))
+
+    @property
     def config_text(self):
         """The run's configuration as TOML text."""
         return str(self.file.attrs[schema.CONFIG_ATTR])
@@ -101,17 +106,26 @@ class RunFile:
     # ------------------------------------------------------------------ snapshots
 
     def snapshot_times(self):
-        """(K,) the snapshot times (empty without snapshots)."""
+        """(K,) the times of the K complete snapshots (empty without snapshots; a running or
+        killed file may hold a snapshot's time before all its fields)."""
         times = schema.snapshot_path(schema.TIME)
-        return self.file[times][()] if times in self.file else np.empty(0)
+        return self.file[times][:self._snapshot_count()] if times in self.file else np.empty(0)
 
     def snapshots(self):
-        """{"time": (K,), "<group>/<param>": (K, ...)}: every snapshot."""
-        return self._datasets(schema.SNAPSHOTS, slice(None))
+        """{"time": (K,), "<group>/<param>": (K, ...)}: every complete snapshot."""
+        return self._datasets(schema.SNAPSHOTS, slice(self._snapshot_count()))
 
     def snapshot(self, k):
-        """{"time": t_k, "<group>/<param>": array}: snapshot k (negative counts from the end)."""
-        return self._datasets(schema.SNAPSHOTS, k)
+        """{"time": t_k, "<group>/<param>": array}: complete snapshot k (negative counts from the end)."""
+        return self._datasets(schema.SNAPSHOTS, range(self._snapshot_count())[k])
+
+    def _snapshot_count(self):
+        """K: the number of rows every dataset under /snapshots holds."""
+        counts = []
+        if schema.SNAPSHOTS in self.file:
+            self.file[schema.SNAPSHOTS].visititems(
+                lambda _, item: counts.append(item.shape[0]) if isinstance(item, h5py.Dataset) else None)
+        return min(counts, default=0)
 
     @property
     def reduced(self):
@@ -119,12 +133,12 @@ class RunFile:
         return schema.snapshot_path(schema.REDUCED_FIELD) in self.file
 
     def states(self, layout):
-        """(K, P) the snapshots as flat parameter vectors of ``layout`` (in the stored dtype)."""
+        """(K, P) the complete snapshots as flat parameter vectors of ``layout`` (in the stored dtype)."""
         group = self.file[schema.SNAPSHOTS]
-        first = group[schema.field_name(layout.fields[0])]
-        states = np.empty((first.shape[0], layout.size), dtype=first.dtype)
+        count = self._snapshot_count()
+        states = np.empty((count, layout.size), dtype=group[schema.field_name(layout.fields[0])].dtype)
         for field in layout.fields:
-            states[:, field.slice] = group[schema.field_name(field)][()].reshape(len(states), -1)
+            states[:, field.slice] = group[schema.field_name(field)][:count].reshape(count, -1)
         return states
 
     def network(self, k=None):
@@ -184,7 +198,8 @@ class RunFile:
         return read_checkpoint(self.file)
 
     def summary_lines(self):
-        """A human-readable summary: status, versions, times, final losses, config."""
+        """A human-readable summary: status, versions, times, final losses, the checkpoint a
+        resume continues from (a running or interrupted run), config."""
         attrs = self.file.attrs
         lines = [f"run file: {self.path}",
                  f"status: {self.status}" + (f" ({self.message})" if schema.MESSAGE_ATTR in attrs else ""),
@@ -199,7 +214,8 @@ class RunFile:
         times = self.snapshot_times()
         if len(times):
             lines.append(f"snapshots: {len(times)} at t = {times[0]:.6g} .. {times[-1]:.6g}")
-        checkpoint = self.checkpoint()
+        resumable = self.status in ("running", "interrupted")     # finished and failed runs are not resumed
+        checkpoint = self.checkpoint() if resumable else None
         if checkpoint is not None:
             lines.append(f"checkpoint: t = {float(checkpoint['time']):.6g}")
         lines.extend(self._finite_lines())

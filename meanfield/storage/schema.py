@@ -11,7 +11,8 @@
     /target/...       the teacher's parameters (same names as the model's), or the
                       single-index direction; attrs kind, ...
     /checkpoint/a, /checkpoint/b   two checkpoint slots: dataset state, attributes
-                      CHECKPOINT_ATTRIBUTES, complete, sequence, sha256
+                      CHECKPOINT_ATTRIBUTES, RECORD_ATTRIBUTES, complete, sequence,
+                      sha256 (of the state), digest (of the state and the attributes)
     /finite           ``meanfield compare``: finite widths against the reference
 
 The /finite group:
@@ -68,6 +69,9 @@ REDUCED_FIELD = "layer1/radius"          # present in the snapshots of a reduced
 
 CHECKPOINT_SLOTS = ("a", "b")
 CHECKPOINT_ATTRIBUTES = ("time", "segment_start", "steps", "integrator", "noise_rng", "wall_time")
+# the metric rows and snapshots recorded before a checkpoint: counts and running SHA-256 digests
+RECORD_ATTRIBUTES = ("metric_rows", "metrics_sha256", "snapshot_count", "snapshots_sha256")
+WALL_TIME = "wall_time"                  # a metric and a checkpoint attribute that depend on the machine
 
 FINITE_REFERENCE = "reference"          # subgroups of /finite
 FINITE_RUNS = "runs"

@@ -1,25 +1,31 @@
 """Writing run files (layout: :mod:`meanfield.storage.schema`).
 
 Every append is flushed, so a reader can follow a running file; a run that stops early
-never reads as finished.
+never reads as finished.  A resumed run is written into a new file that replaces the
+old one (:mod:`meanfield.storage.resume`).
 """
 
 import datetime
 import os
+import shutil
 
 import h5py
 import numpy as np
 
 from meanfield import __version__
 from meanfield.storage import schema
-from meanfield.storage.checkpoint import last_sequence, write_checkpoint
-from meanfield.storage.errors import OutputExistsError, RunFileError
+from meanfield.storage.checkpoint import Records, write_checkpoint
+from meanfield.storage.errors import OutputExistsError
 
 
 class RunWriter:
-    """Creates a run file and appends metrics, snapshots and checkpoints to it."""
+    """Creates a run file and appends metrics, snapshots and checkpoints to it.
 
-    def __init__(self, path, config_text, network, force=False):
+    Every append is flushed; a status other than running is written only after all data
+    is flushed and synced to disk, so a file that reads finished is complete.
+    """
+
+    def __init__(self, path, config_text, network, force=False, created=None):
         self.path = os.fspath(path)
         if os.path.exists(self.path) and not force:
             raise OutputExistsError(f"output file {self.path} exists; choose another [output] path or use --force")
@@ -29,21 +35,18 @@ class RunWriter:
         self.network = network
         self.file = h5py.File(self.path, "w")
         self._sequence = 0
+        self._records = Records()
         attrs = self.file.attrs
         attrs[schema.FORMAT_ATTR] = schema.FORMAT
         attrs[schema.VERSION_ATTR] = schema.FORMAT_VERSION
         attrs[schema.MEANFIELD_VERSION_ATTR] = __version__
         attrs[schema.CONFIG_ATTR] = config_text
-        attrs[schema.CREATED_ATTR] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        now = datetime.datetime.now(datetime.timezone.utc)
+        attrs[schema.CREATED_ATTR] = created or now.isoformat(timespec="seconds")
         attrs[schema.STATUS_ATTR] = "running"
         for group, weights in network.particle_weights.items():
             self.file.create_dataset(schema.particle_weights_path(group), data=weights)
         self.file.flush()
-
-    @property
-    def has_target(self):
-        """Whether /target is written."""
-        return schema.TARGET in self.file
 
     def write_target(self, arrays, attrs=None):
         """``arrays`` maps names like "layer1/weight" to arrays, stored under /target."""
@@ -56,56 +59,80 @@ class RunWriter:
 
     def append_metrics(self, values):
         """Append one row {name: scalar}; every metric dataset stays aligned with time."""
-        group = self.file.require_group(schema.METRICS)
-        for name, value in values.items():
-            _append(group, name, np.asarray(value, dtype=np.float64))
+        self._add_metrics(values)
         self.file.flush()
 
     def append_snapshot(self, t, flat):
+        self._add_snapshot(t, [(schema.field_name(field), flat[field.slice].reshape(field.shape))
+                               for field in self.network.layout.fields])
+        self.file.flush()
+
+    def _add_metrics(self, values):
+        group = self.file.require_group(schema.METRICS)
+        for name, value in values.items():
+            _append(group, name, np.asarray(value, dtype=np.float64))
+        self._records.add_metrics(values)
+
+    def _add_snapshot(self, t, fields):
         group = self.file.require_group(schema.SNAPSHOTS)
         _append(group, schema.TIME, np.asarray(t, dtype=np.float64))
-        for field in self.network.layout.fields:
-            _append(group, schema.field_name(field), flat[field.slice].reshape(field.shape), compress=True)
-        self.file.flush()
+        for name, value in fields:
+            _append(group, name, value, compress=True)
+        self._records.add_snapshot(t, fields)
 
-    @classmethod
-    def reopen(cls, path, network, checkpoint_time):
-        """Open an existing run file to continue it from a checkpoint at ``checkpoint_time``:
-        metrics and snapshots recorded after that time are dropped."""
-        self = cls.__new__(cls)
-        self.path, self.network = os.fspath(path), network
-        self.file = h5py.File(self.path, "r+")
-        self._sequence = last_sequence(self.file)
-        for name in (schema.METRICS, schema.SNAPSHOTS):
-            times = f"{name}/{schema.TIME}"
-            if times not in self.file:
-                continue
-            keep = int(np.searchsorted(self.file[times][()], checkpoint_time, side="right"))
-            datasets = []
-            self.file[name].visititems(lambda _, item: datasets.append(item) if isinstance(item, h5py.Dataset) else None)
-            if any(len(d) < keep for d in datasets):
-                self.file.close()
-                raise RunFileError(f"{self.path}: /{name} is shorter than its checkpoint; the file is inconsistent")
-            for dataset in datasets:
-                dataset.resize(keep, axis=0)
-        self.file.attrs[schema.STATUS_ATTR] = "running"
-        if schema.MESSAGE_ATTR in self.file.attrs:
-            del self.file.attrs[schema.MESSAGE_ATTR]
+    def restore(self, prefix):
+        """Write the records and the checkpoint of ``prefix`` (a
+        :class:`meanfield.storage.resume.Prefix` read from the file a run continues)."""
+        for row in prefix.rows():
+            self._add_metrics(row)
+        names = [schema.field_name(field) for field in self.network.layout.fields]
+        for k, t in enumerate(prefix.snapshots.get(schema.TIME, ())):
+            self._add_snapshot(t, [(name, prefix.snapshots[name][k]) for name in names])
+        if prefix.checkpoint is not None:
+            self._sequence = prefix.checkpoint["sequence"] - 1
+            self.write_checkpoint(prefix.checkpoint)
         self.file.flush()
-        return self
 
     def write_checkpoint(self, payload):
-        """Write ``payload`` (see Controller.checkpoint_payload) into the older slot."""
+        """Write ``payload`` (see Controller.checkpoint_payload) into the older slot, with the
+        digests of the records so far."""
         self._sequence += 1
-        write_checkpoint(self.file, self._sequence, payload)
+        write_checkpoint(self.file, self._sequence, {**payload, **self._records.attributes()})
 
     def set_status(self, status, message=None):
+        """Set the status (and why the run stopped) once everything before is on disk."""
         if status not in schema.STATUSES:
             raise ValueError(f"unknown status {status!r}")
+        self.sync()
         self.file.attrs[schema.STATUS_ATTR] = status
         if message:
             self.file.attrs[schema.MESSAGE_ATTR] = message
+        self.sync()
+
+    def sync(self):
+        """Flush the file and wait until it is on disk."""
         self.file.flush()
+        os.fsync(self.file.id.get_vfd_handle())
+
+    def replace(self, path):
+        """Sync this file and move it onto the file ``path`` in one step (atomic rename in the
+        same directory), keeping that file's permissions; the writer goes on writing it there."""
+        path = os.fspath(path)
+        self.sync()
+        shutil.copymode(path, self.path)
+        os.replace(self.path, path)
+        directory = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        self.path = path
+
+    def discard(self):
+        """Close and delete this file (an unfinished rebuild)."""
+        self.close()
+        if os.path.exists(self.path):
+            os.remove(self.path)
 
     def close(self):
         if self.file.id.valid:

@@ -1,11 +1,13 @@
 """Controller: Langevin noise scaling, projections each step, blow-up detection, schedules."""
 
+import types
+
 import numpy as np
 import pytest
 
 from meanfield.flow.controller import Controller
 from meanfield.flow.field import Flow
-from meanfield.flow.integrators import FixedStep
+from meanfield.flow.integrators import DormandPrince, FixedStep
 from meanfield.flow.schedule import Schedule
 from meanfield.flow.trackers import MetricsRecorder, time_grid
 from meanfield.model.networks import build_network
@@ -85,3 +87,37 @@ def test_metrics_are_recorded_at_the_requested_times():
     assert recorder.rows[0]["loss"] == pytest.approx(flow.expectation.loss(flow.network, y0))
     assert all(row["relative_loss"] == pytest.approx(row["loss"] / (0.5 * flow.expectation.target_variance))
                for row in recorder.rows)
+
+
+def _flow_with_velocity(flow, velocity):
+    """``flow`` with its velocity replaced by ``velocity(state)``."""
+    return types.SimpleNamespace(network=flow.network, velocity=lambda s, kappa=None: (velocity(s), None))
+
+
+def test_a_non_finite_velocity_fails_an_adaptive_run_with_the_groups_and_the_last_finite_state():
+    flow, y0 = small_flow(seed=6)
+    nan_flow = _flow_with_velocity(flow, lambda s: np.full_like(s, np.nan))
+    outcome = Controller(nan_flow, DormandPrince(dt=0.01), Schedule(flow.network.layout)).run(y0.copy(), 1.0)
+    assert outcome.status == "failed"
+    assert outcome.message.startswith("non-finite values in layer1/weight") and "at t = 0" in outcome.message
+    assert np.array_equal(outcome.state, y0)
+
+
+@pytest.mark.parametrize("stop", ["signal", "wall limit"])
+def test_stop_requests_and_the_wall_limit_are_honoured_after_rejected_steps(stop):
+    """A velocity that is NaN away from the initial state: every step is rejected; the run stops
+    after the first rejection and checkpoints where it is."""
+    flow, y0 = small_flow(seed=7)
+    steep = _flow_with_velocity(flow, lambda s: np.ones_like(s) if np.array_equal(s, y0) else np.full_like(s, np.nan))
+    payloads = []
+    integrator = DormandPrince(dt=0.01)
+    controller = Controller(steep, integrator, Schedule(flow.network.layout),
+                            wall_limit=0.0 if stop == "wall limit" else None, checkpoint=payloads.append,
+                            checkpoint_seconds=1e6)
+    if stop == "signal":
+        controller.request_stop("received SIGTERM")
+    outcome = controller.run(y0.copy(), 1.0)
+    assert outcome.status == "interrupted"
+    assert ("received SIGTERM" if stop == "signal" else "wall-time limit") in outcome.message
+    assert integrator.rejected == 1 and integrator.steps == 0
+    assert len(payloads) == 1 and payloads[0]["time"] == 0.0 and np.array_equal(payloads[0]["state"], y0)

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from meanfield.flow.integrators import FIXED_STEP, INTEGRATORS, NAMES, DormandPrince, FixedStep, make_integrator
+from meanfield.flow.integrators import (FIXED_STEP, INTEGRATORS, NAMES, DormandPrince, FixedStep, StepSizeUnderflow,
+                                       make_integrator)
 from meanfield.flow.schedule import step_count
 from tests.helpers import small_flow
 
@@ -85,3 +86,32 @@ def test_registry_of_tableaus():
         make_integrator("leapfrog", 0.1)
     with pytest.raises(ValueError, match="allowed: euler, heun, rk4"):
         FixedStep("adaptive", 0.1)
+
+
+def _bounded(limit):
+    """after_reject that fails the test after ``limit`` rejected steps (instead of hanging)."""
+    seen = []
+
+    def after_reject(t, h):
+        seen.append(h)
+        assert len(seen) < limit, "the step size does not shrink"
+    return after_reject, seen
+
+
+def test_adaptive_rejects_non_finite_trial_steps_and_shrinks():
+    """y' = -y, undefined (NaN) outside |y| < 1.2: the first, too long trial steps leave the
+    domain; they are rejected and shrunk until the integration succeeds."""
+    F = lambda y: np.where(np.abs(y) < 1.2, -y, np.nan)
+    after_reject, seen = _bounded(100)
+    integrator = DormandPrince(rtol=1e-9, atol=1e-12, dt=5.0)
+    y = integrator.advance(F, np.ones(2), 0.0, 5.0, after_reject=after_reject)
+    np.testing.assert_allclose(y, np.exp(-5.0), rtol=1e-7)
+    assert integrator.rejected == len(seen) >= 1
+
+
+def test_adaptive_stops_below_the_minimum_step_with_the_non_finite_trial():
+    F = lambda y: np.full_like(y, np.nan)
+    after_reject, seen = _bounded(100)
+    with pytest.raises(StepSizeUnderflow, match="step size fell to .* at t = 0") as info:
+        DormandPrince(rtol=1e-6, atol=1e-9, dt=0.1).advance(F, np.ones(3), 0.0, 1.0, after_reject=after_reject)
+    assert not np.isfinite(info.value.trial).any() and 10 < len(seen) < 100

@@ -60,6 +60,24 @@ def test_metrics_of_a_row_being_appended_are_the_complete_rows(tmp_path, two_lay
         assert run.metric_rows() == rows
 
 
+def test_snapshots_of_a_snapshot_being_appended_are_the_complete_ones(tmp_path, two_layer):
+    _, _, _, path = two_layer
+    copy = shutil.copy(path, tmp_path / "running.h5")
+    with RunFile(path) as run:
+        times, snapshots, last, final = run.snapshot_times(), run.snapshots(), run.snapshot(-1), run.network()[1]
+    with h5py.File(copy, "r+") as f:                     # the next snapshot's time written, its fields not yet
+        f["snapshots/time"].resize(len(times) + 1, axis=0)
+        f["snapshots/time"][-1] = 9.0
+    with RunFile(copy) as run:
+        np.testing.assert_array_equal(run.snapshot_times(), times)
+        assert all(np.array_equal(run.snapshots()[name], values) for name, values in snapshots.items())
+        assert all(np.array_equal(run.snapshot(-1)[name], values) for name, values in last.items())
+        np.testing.assert_array_equal(run.network()[1], final)
+        with pytest.raises(IndexError):
+            run.snapshot(len(times))
+        assert any(line.startswith(f"snapshots: {len(times)} ") for line in run.summary_lines())
+
+
 @CASES
 def test_snapshots_are_the_states_the_run_passed(request, case):
     simulation, outcome, _, path = request.getfixturevalue(case)

@@ -10,7 +10,7 @@ import pytest
 import meanfield
 from meanfield.config import parse
 from meanfield.simulation import Simulation
-from meanfield.storage import FORMAT_VERSION, OutputExistsError, RunFile, RunWriter
+from meanfield.storage import FORMAT_VERSION, OutputExistsError, RunFile
 from tests.run_files import BLOWUP, THREE_LAYER, TWO_LAYER, run_file_fixture
 
 two_layer = run_file_fixture(TWO_LAYER)
@@ -214,13 +214,3 @@ def test_writer_refuses_to_overwrite_without_force(tmp_path):
         Simulation(parse(TWO_LAYER)).run(path)
     assert path.read_bytes() == b"keep"
 
-
-def test_has_target_says_whether_target_is_written(tmp_path, two_layer):
-    simulation = two_layer[0]
-    writer = RunWriter(tmp_path / "target.h5", TWO_LAYER, simulation.network)
-    try:
-        assert not writer.has_target
-        writer.write_target(simulation.problem.target_arrays, {"kind": "teacher"})
-        assert writer.has_target
-    finally:
-        writer.close()
