@@ -31,7 +31,11 @@ bisection over a ladder of trainable-parameter counts P (the mean of ``seeds`` r
                   radius sqrt(d), bias 0; W, b, a trained)
 
 and the growth of the needed P with d fitted as a power law and as an exponential
-(:mod:`meanfield.analysis.growth`), both reported with their residuals.
+(:mod:`meanfield.analysis.growth`), both reported with their residuals.  And the
+distance to the limit: for the P of ``distance_parameters``, finite networks of both
+depths against the exact limit (``meanfield compare`` with the reduced reference),
+D(m) = sqrt(E (f_m - f_limit)^2) at the final time with its fit D = C m^(-alpha) per d
+(m the width, m1 = m2 for three layers) and the final relative test loss against d.
 
 The study config (``data/depth_separation.toml``) holds a ``[study]`` table (dimensions,
 epsilons, reduced particle counts, the finite-width settings) and a ``[base]`` run
@@ -50,13 +54,14 @@ import numpy as np
 from meanfield.analysis.growth import LAWS, WidthBisection, fit_growth
 from meanfield.config import ConfigError, config_text, parse
 from meanfield.storage import RunFile
-from meanfield.studies.executor import Job
+from meanfield.studies.executor import RUN, Job
+from meanfield.studies.finite_width import COMPARISON, summary_from_file
 from meanfield.studies.report import Analysis, Table
 from meanfield.studies.study import Study
 
 DEPTHS = (2, 3)
 STUDY_KEYS = {"dimensions": list, "epsilons": list, "particles": dict, "finite_dimensions": list,
-              "width_epsilons": list, "parameter_ladder": list, "seeds": int, "n": int}
+              "width_epsilons": list, "parameter_ladder": list, "distance_parameters": list, "seeds": int, "n": int}
 CONFIG_KEYS = ("study", "quick", "base")
 DEFAULT_CONFIG = "depth_separation.toml"
 
@@ -102,6 +107,9 @@ def read_settings(path, quick):
     ladder = study["parameter_ladder"]
     if not ladder or not all(isinstance(p, int) and p >= 1 for p in ladder) or ladder != sorted(set(ladder)):
         raise ConfigError(f"[study] parameter_ladder must be increasing integers >= 1, got {ladder!r}")
+    distance = study["distance_parameters"]
+    if len(distance) < 2 or not all(isinstance(p, int) and p >= 1 for p in distance):
+        raise ConfigError(f"[study] distance_parameters must be two or more integers >= 1, got {distance!r}")
     if study["seeds"] < 1 or study["n"] < 1:
         raise ConfigError("[study] seeds and n must be >= 1")
     return study, base, text
@@ -149,6 +157,18 @@ def finite_config(base, depth, d, parameters, seed, n):
     if depth == 3:
         config.setdefault("flow", {}).setdefault("timescale", {})["layer1"] = 0.0
     config["expectation"] = {"method": "samples", "n": n, "eval_n": n}
+    return config
+
+
+def comparison_config(base, depth, d, parameters, seeds, n, particles):
+    """The run config (raw) of a finite-width comparison against the exact limit: the finite
+    networks of every P in ``parameters`` (see finite_widths), ``seeds`` replicates."""
+    config = finite_config(base, depth, d, parameters[-1], 0, n)
+    del config["seed"]
+    reference = particles["two_layers"] if depth == 2 else [1, particles["three_layers"]]
+    config["finite"] = {"widths": [finite_widths(depth, d, p) for p in parameters], "seeds": seeds,
+                        "reference": "radial", "reference_particles": reference, "budget": False,
+                        "reference_check": False, "store_states": False}
     return config
 
 
@@ -237,14 +257,22 @@ class DepthSeparationStudy(Study):
             for depth in DEPTHS:
                 try:
                     parse(config_text(finite_config(base, depth, d, study["parameter_ladder"][0], 0, study["n"])))
+                    parse(config_text(comparison_config(base, depth, d, study["distance_parameters"], study["seeds"],
+                                                        study["n"], study["particles"])))
                 except ConfigError as exc:
                     raise ConfigError(f"{path}: the finite {depth}-layer network at d = {d}: {exc}") from None
         return {"config_text": text, "directory": os.fspath(directory), "epsilons": study["epsilons"],
                 "runs": runs, "study": study, "base": base}
 
     def plan(self, settings, rows):
+        study = settings["study"]
         jobs = [self._job(settings, f"limit-{depth}layers-d{d}", config, {"depth": depth, "d": d})
                 for depth, d, config in settings["runs"]]
+        jobs += [self._job(settings, f"distance-{depth}layers-d{d}",
+                           comparison_config(settings["base"], depth, d, study["distance_parameters"], study["seeds"],
+                                             study["n"], study["particles"]),
+                           {"depth": depth, "d": d, "comparison": True}, kind=COMPARISON)
+                 for d in study["finite_dimensions"] for depth in DEPTHS]
         planned = set()
         for search in self._searches(settings, rows).values():
             for parameters in search.probes:
@@ -255,10 +283,10 @@ class DepthSeparationStudy(Study):
         return jobs
 
     @staticmethod
-    def _job(settings, name, config, params):
+    def _job(settings, name, config, params, kind=RUN):
         path = os.path.join(settings["directory"], name + ".h5")
         config = {**config, "output": {**config.get("output", {}), "path": path, "plot": False, "progress": False}}
-        return Job(name, config_text(config), path, params)
+        return Job(name, config_text(config), path, params, kind)
 
     def _searches(self, settings, rows):
         """{(depth, d, eps): WidthBisection} replayed from the finished rows; each search's
@@ -291,7 +319,7 @@ class DepthSeparationStudy(Study):
         curves, table, warnings = {}, [], []
         for job, row in zip(jobs, rows):
             depth, d = job.params["depth"], job.params["d"]
-            if "parameters" in job.params:                  # a finite network: see _width_needed
+            if "parameters" in job.params or "comparison" in job.params:      # finite networks: below
                 continue
             if row["status"] != "finished":
                 warnings.append(f"{job.name}: {row['status']} ({row['action']}); left out")
@@ -316,6 +344,13 @@ class DepthSeparationStudy(Study):
             tables.append(Table("width_needed", "Trainable parameters needed to reach relative test loss <= eps "
                                 "within the flow's time (bisection over the ladder; mean over seeds)", needed))
             figures.append(("Trainable parameters needed against d", self._needed_figure(settings, needed, fits)))
+        distances = self._distances(jobs, rows, warnings)
+        if distances:
+            tables.append(Table("distance", "Finite networks against the exact limit at the final time: "
+                                "D(m) = C m^(-alpha) (m the width; three layers m1 = m2), and the relative test "
+                                "loss of the largest P (mean and standard deviation over seeds)", distances))
+            figures.append(("Distance to the limit D(m) and the final relative test loss",
+                            self._distance_figure(settings, jobs, distances)))
         if fits:
             tables.append(Table("growth", "Growth of the parameters needed with d: power law A d^p and "
                                 "exponential A e^(r d), least squares in log P", fits))
@@ -326,6 +361,69 @@ class DepthSeparationStudy(Study):
                          f"[{fit['rate_low']:.3g}, {fit['rate_high']:.3g}] per dimension (rms log residual "
                          f"{fit['rms_residual']:.3g})" for fit in fits]
         return Analysis(findings, tables, figures, warnings)
+
+    @staticmethod
+    def _distances(jobs, rows, warnings):
+        out = []
+        for job, row in zip(jobs, rows):
+            if "comparison" not in job.params:
+                continue
+            summary = summary_from_file(job.path)
+            if summary["status"] != "finished":
+                warnings.append(f"{job.name}: {summary['status']} ({summary['message']}); left out")
+                continue
+            with RunFile(job.path) as run:
+                finite = run.finite()
+                half_variance = run.metrics()["loss"][-1] / run.metrics()["relative_loss"][-1]
+            largest = finite["loss"][-1, :, -1] / half_variance
+            out.append({"depth": job.params["depth"], "d": job.params["d"], "alpha": summary["alpha"],
+                        "alpha_low": summary["alpha_low"], "alpha_high": summary["alpha_high"],
+                        "C": summary["prefactor"], "C_low": summary["prefactor_low"],
+                        "C_high": summary["prefactor_high"],
+                        "relative test loss": float(np.mean(largest)), "std over seeds": float(np.std(largest)),
+                        "path": job.path})
+        return out
+
+    @staticmethod
+    def _distance_figure(settings, jobs, distances):
+        from matplotlib.ticker import NullFormatter
+
+        from meanfield.plotting.common import plt, save
+
+        fig, axes = plt.subplots(1, 3, figsize=(13, 4), layout="constrained")
+        dimensions = settings["study"]["finite_dimensions"]
+        ticks = {}
+        for entry in distances:
+            with RunFile(entry["path"]) as run:
+                finite = run.finite()
+            sizes, D = finite["size"], np.sqrt(np.nanmean(finite["distance"][:, :, -1] ** 2, axis=1))
+            ax = axes[0] if entry["depth"] == 2 else axes[1]
+            ticks.setdefault(entry["depth"], set()).update(int(m) for m in sizes)
+            colour = f"C{dimensions.index(entry['d'])}"
+            ax.loglog(sizes, D, "o", color=colour, label=f"d = {entry['d']}: alpha = {entry['alpha']:.2f}")
+            if np.isfinite(entry["alpha"]):
+                ax.loglog(sizes, entry["C"] * sizes ** -entry["alpha"], "-", color=colour)
+        for ax, depth in zip(axes[:2], DEPTHS):
+            ax.set_xticks(sorted(ticks.get(depth, ())), [str(m) for m in sorted(ticks.get(depth, ()))])
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.set_title(f"{depth} layers against the exact limit", fontsize=9)
+            ax.set_xlabel("width m" + (" (m1 = m2)" if depth == 3 else ""))
+            ax.set_ylabel("D(m) at the final time (rms over seeds)")
+            ax.legend(fontsize=7)
+        for depth, marker in zip(DEPTHS, ("s", "o")):
+            points = sorted((e["d"], e["relative test loss"], e["std over seeds"]) for e in distances
+                            if e["depth"] == depth)
+            if points:
+                d, loss, std = zip(*points)
+                axes[2].errorbar(d, loss, yerr=std, fmt=marker + ("--" if depth == 2 else "-"), capsize=3,
+                                 label=f"{depth} layers")
+        axes[2].set_xscale("log")
+        axes[2].set_xticks(dimensions, [str(d) for d in dimensions])
+        axes[2].minorticks_off()
+        axes[2].set_xlabel("dimension d")
+        axes[2].set_ylabel(f"relative test loss, P = {settings['study']['distance_parameters'][-1]}")
+        axes[2].legend(fontsize=8)
+        return save(fig, os.path.join(settings["directory"], "distance"), formats=("png",))[0]
 
     def _width_needed(self, settings, rows):
         needed, fits = [], []

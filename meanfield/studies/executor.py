@@ -30,15 +30,21 @@ METRICS = ("time", "loss", "test_loss", "relative_loss")
 IGNORED_KEYS = (("output", "path"), ("output", "progress"))   # where a file lies and how it reports
 
 
+def same_config(config):
+    return config
+
+
 @dataclasses.dataclass(frozen=True)
 class Kind:
     """How a job runs: ``run(job, resume, progress)`` writes (or continues) its file;
-    ``complete(run_file)`` says whether an existing file is done.  Module-level functions,
-    so that jobs travel to Dask workers."""
+    ``complete(run_file)`` says whether an existing file is done; ``stored(config)`` is the
+    config its run file stores (a comparison against the reduced solver stores the
+    reference's).  Module-level functions, so that jobs travel to Dask workers."""
 
     name: str
     run: object
     complete: object
+    stored: object = same_config
 
 
 def run_simulation(job, resume, progress):
@@ -121,7 +127,7 @@ def check_jobs(jobs, threads=1, force_size=False):
                     stored = parse(existing.config_text)
             except (RunFileError, ConfigError, OSError) as exc:
                 raise ConfigError(f"{job.path} exists and cannot be reused ({exc}); move it away") from None
-            difference = first_difference(comparable(stored), comparable(config))
+            difference = first_difference(comparable(stored), comparable(job.kind.stored(config)))
             if difference:
                 raise ConfigError(f"{job.path} holds a run of another config ({difference}); "
                                   "move it away or choose another output directory")

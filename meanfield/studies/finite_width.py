@@ -455,7 +455,12 @@ def comparison_complete(run_file):
     return run_file.status == "finished" and run_file.finite_status == "finished"
 
 
-COMPARISON = Kind("compare", run_comparison_job, comparison_complete)
+def reference_config(config):
+    """The config a comparison's run file stores: its reference's."""
+    return radial_reference_config(config) if config["finite"]["reference"] == "radial" else config
+
+
+COMPARISON = Kind("compare", run_comparison_job, comparison_complete, reference_config)
 
 
 class FiniteWidthStudy(Study):

@@ -71,6 +71,7 @@ particles = { two_layers = 16, three_layers = 16 }
 finite_dimensions = [2, 3]
 width_epsilons = [0.9]
 parameter_ladder = [16, 64, 256]
+distance_parameters = [32, 128]
 seeds = 2
 n = 128
 [base.problem]
@@ -90,7 +91,7 @@ def test_the_study_runs_reports_and_skips_what_is_done(tmp_path):
     config.write_text(SMALL)
     result = run_study(STUDY, str(config), output=tmp_path / "out", serial=True, log=lambda line: None)
     assert {row["status"] for row in result.rows} == {"finished"}
-    table, needed, growth = result.analysis.tables
+    table, needed, distance, growth = result.analysis.tables
     assert [(row["depth"], row["d"]) for row in table.rows] == [(2, 4), (3, 4), (2, 8), (3, 8)]
     # the bisection: the middle of the ladder first, each probe one run per seed, then narrower
     assert [(row["depth"], row["d"]) for row in needed.rows] == [(2, 2), (3, 2), (2, 3), (3, 3)]
@@ -101,6 +102,9 @@ def test_the_study_runs_reports_and_skips_what_is_done(tmp_path):
         assert all(np.isfinite(probes))
     finite_rows = [row for row in result.rows if row["name"].startswith("finite-")]
     assert len(finite_rows) % 2 == 0 and finite_rows
+    # against the limit: one comparison per depth and d, each fitted and with a final loss
+    assert [(row["depth"], row["d"]) for row in distance.rows] == [(2, 2), (3, 2), (2, 3), (3, 3)]
+    assert all(np.isfinite(row["alpha"]) and row["C_low"] <= row["C"] <= row["C_high"] for row in distance.rows)
     assert all(0 < row["final relative loss"] < 1.5 and row["path norm"] > 0 for row in table.rows)
     assert result.analysis.findings[0].startswith("d = 4: final relative loss ")
     report = Path(result.report).read_text()
