@@ -316,7 +316,7 @@ class DepthSeparationStudy(Study):
         return searches
 
     def analyse(self, settings, jobs, rows):
-        curves, table, warnings = {}, [], []
+        curves, functions, table, warnings = {}, {}, [], []
         for job, row in zip(jobs, rows):
             depth, d = job.params["depth"], job.params["d"]
             if "parameters" in job.params or "comparison" in job.params:      # finite networks: below
@@ -329,8 +329,10 @@ class DepthSeparationStudy(Study):
                 network, _ = run.network()
                 states = run.states(network.layout)
                 snapshot_times = run.snapshot_times()
+                run_config = run.config
             norms = np.array([readout_norms(network, s) for s in states])
             curves[depth, d] = (metrics["time"], metrics["relative_loss"], snapshot_times, norms)
+            functions[depth, d] = (network, states[-1], run_config)
             entry = {"depth": depth, "d": d, "final relative loss": float(metrics["relative_loss"][-1])}
             for eps in settings["epsilons"]:
                 entry[f"time to {eps:g}"] = time_to_reach(metrics["time"], metrics["relative_loss"], eps)
@@ -338,6 +340,9 @@ class DepthSeparationStudy(Study):
             table.append(entry)
         findings = self._findings(table)
         figures = self._figures(settings, curves) if curves else []
+        if functions:
+            figures.append(("What the limit learned: the three-layer features h_j(||x||) and both depths' f(||x||) "
+                            "against the target", self._function_figure(settings, functions)))
         tables = [Table("limit", "The exact limit at the final time", table)]
         needed, fits = self._width_needed(settings, {job.name: row for job, row in zip(jobs, rows)})
         if needed:
@@ -361,6 +366,42 @@ class DepthSeparationStudy(Study):
                          f"[{fit['rate_low']:.3g}, {fit['rate_high']:.3g}] per dimension (rms log residual "
                          f"{fit['rms_residual']:.3g})" for fit in fits]
         return Analysis(findings, tables, figures, warnings)
+
+    @staticmethod
+    def _function_figure(settings, functions, features=6):
+        """Per d (columns): the three-layer network's learned features h_j(rho) (``features`` of
+        them, the largest |q_j a_j|) and f(rho) of both depths with the target profile, at the
+        final time."""
+        from meanfield.plotting.common import plt, save
+        from meanfield.problem import problem_from_config
+
+        dimensions = sorted({d for _, d in functions})
+        fig, axes = plt.subplots(2, len(dimensions), figsize=(3.6 * len(dimensions), 6.0), squeeze=False,
+                                 sharex=True, layout="constrained")
+        for column, d in enumerate(dimensions):
+            top, bottom = axes[0, column], axes[1, column]
+            some = next(iter(config for (_, dd), (_, _, config) in functions.items() if dd == d))
+            problem = problem_from_config(some)
+            law = problem.radius_law
+            rho = np.linspace(law.rho_min, law.rho_max, 201)
+            if (3, d) in functions:
+                network, state, _ = functions[3, d]
+                params = network.layout.unpack(state)
+                h = network.hidden(params, rho)
+                weight = np.abs(network.particle_weights["readout"] * params["readout"]["weight"])
+                for j in np.argsort(weight)[::-1][:features]:
+                    top.plot(rho, h[:, j], lw=1)
+            top.set_title(f"d = {d}: 3-layer features h_j", fontsize=9)
+            bottom.plot(rho, problem.target.values(rho), "k:", lw=2, label="target y(||x||)")
+            for depth, style in zip(DEPTHS, ("--", "-")):
+                if (depth, d) in functions:
+                    network, state, _ = functions[depth, d]
+                    bottom.plot(rho, network.profile(state, rho), style, label=f"f, {depth} layers")
+            bottom.set_xlabel("||x||")
+            bottom.legend(fontsize=7)
+        axes[0, 0].set_ylabel(f"h_j (the {features} largest |q_j a_j|)")
+        axes[1, 0].set_ylabel("f(||x||) at the final time")
+        return save(fig, os.path.join(settings["directory"], "limit-functions"), formats=("png",))[0]
 
     @staticmethod
     def _distances(jobs, rows, warnings):

@@ -109,7 +109,8 @@ def test_the_study_runs_reports_and_skips_what_is_done(tmp_path):
     assert result.analysis.findings[0].startswith("d = 4: final relative loss ")
     report = Path(result.report).read_text()
     assert "![Relative loss against time, every d and depth](limit-loss.png)" in report
-    assert (tmp_path / "out" / "limit-loss.png").stat().st_size > 1000
+    for figure in ("limit-loss", "limit-norms", "limit-functions", "width-needed", "distance"):
+        assert (tmp_path / "out" / f"{figure}.png").stat().st_size > 1000, figure
     again = run_study(STUDY, str(config), output=tmp_path / "out", serial=True, log=lambda line: None)
     assert {row["action"] for row in again.rows} == {"skipped"}
 
