@@ -131,24 +131,15 @@ def plot_run(path):
             written += save(particle_figure(times, norms, snapshots["readout/weight"]), stem + "-particles")
         else:
             network, flat = run.network(-1)
-            radii = np.linspace(0.0, _radius_range(config["problem"]["input"], d), 200)
+            problem = problem_from_config(config)
+            radii = np.linspace(0.0, problem.radius_law.support()[1], 200)
             X = np.zeros((len(radii), d))
             X[:, 0] = radii
             features = network.hidden(network.layout.unpack(flat), radii if run.reduced else X)[:, :FEATURES_SHOWN]
-            target = problem_from_config(config).target(X)
+            target = problem.target(X)
             written += save(feature_figure(radii, features, times[-1], network.output(flat, X), target, run.reduced),
                             stem + "-features")
     if has_finite:
         stem_finite = os.path.splitext(path)[0] + "-finite-"
         written += [stem_finite + f"{name}.{fmt}" for name in finite_figures(path) for fmt in FORMATS]
     return written
-
-
-def _radius_range(spec, d):
-    """The largest input norm worth plotting for an input law."""
-    if spec["law"] in ("sphere", "ball"):
-        return spec["radius"] * 1.2
-    if spec["law"] == "radial":
-        radius = spec["radius"]
-        return radius["rmax"] if radius["law"] == "uniform" else radius["edges"][-1]
-    return np.sqrt(d) + 3.0

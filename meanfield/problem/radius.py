@@ -45,6 +45,11 @@ class RadiusLaw:
     def rho_max(self):
         return float(max(self.rho_of_z(np.array([self.z0, self.z1]))))
 
+    def support(self, tail=1e-4):
+        """(lo, hi): the radii worth drawing or comparing on, the law's support (an unbounded
+        law: its ``tail`` and 1 - ``tail`` quantiles)."""
+        return self.rho_min, self.rho_max
+
 
 class SphereRadius(RadiusLaw):
     """rho = radius (inputs uniform on a sphere): one exact atom."""
@@ -154,6 +159,11 @@ class ChiRadius(RadiusLaw):
 
     def density_z(self, z):
         return np.exp(scipy.special.xlogy(self.d - 1, z) - 0.5 * z * z - self.log_norm)
+
+    def support(self, tail=1e-4):
+        import scipy.stats
+
+        return float(scipy.stats.chi.ppf(tail, self.d)), float(scipy.stats.chi.ppf(1 - tail, self.d))
 
 
 RADIUS_LAWS = {"uniform": lambda spec: UniformRadius(spec.get("rmin", 0.0), spec.get("rmax", 1.0)),

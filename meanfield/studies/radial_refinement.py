@@ -21,9 +21,7 @@ import numpy as np
 
 from meanfield.config import ConfigError, config_text, load, parse
 from meanfield.problem import inputs
-from meanfield.problem.radius import ChiRadius
 from meanfield.radial import reducibility
-from meanfield.radial.rules import radius_rule
 from meanfield.storage import RunFile
 from meanfield.studies.study import Study
 from meanfield.studies.executor import Job
@@ -62,13 +60,7 @@ def particle_counts(config, factor):
 
 def profile_grid(config, points=GRID_POINTS):
     """Radii spanning the input law's support (gaussian inputs: its TAIL quantiles)."""
-    law = inputs.from_config(config["problem"]["input"], config["problem"]["d"]).radius_law
-    if isinstance(law, ChiRadius):
-        rho, w, _ = radius_rule(law, (), 16, 16)
-        cdf = np.cumsum(w)
-        lo, hi = rho[np.searchsorted(cdf, TAIL)], rho[min(len(rho) - 1, np.searchsorted(cdf, 1 - TAIL))]
-    else:
-        lo, hi = law.rho_min, law.rho_max
+    lo, hi = inputs.from_config(config["problem"]["input"], config["problem"]["d"]).radius_law.support(TAIL)
     return np.linspace(lo, hi, points) if hi > lo else np.array([lo])
 
 

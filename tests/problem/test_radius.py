@@ -49,3 +49,15 @@ def test_radius_law_registry():
         radius.from_config({"law": "lognormal"})
     with pytest.raises(ValueError, match="increasing edges"):
         radius.TabulatedRadius([0.0, 1.0], [1.0, 2.0])
+
+
+def test_the_support_of_each_radius_law():
+    import scipy.stats
+
+    from meanfield.problem.radius import BallRadius, ChiRadius, SphereRadius, UniformRadius
+
+    assert SphereRadius(1.5).support() == (1.5, 1.5)
+    assert UniformRadius(0.5, 2.0).support() == (0.5, 2.0)
+    assert BallRadius(3, 2.0).support() == pytest.approx((0.0, 2.0), abs=1e-5)
+    lo, hi = ChiRadius(10).support(1e-4)
+    assert scipy.stats.chi.cdf(lo, 10) == pytest.approx(1e-4) and scipy.stats.chi.sf(hi, 10) == pytest.approx(1e-4)
