@@ -198,8 +198,8 @@ class RunFile:
         return read_checkpoint(self.file)
 
     def summary_lines(self):
-        """A human-readable summary: status, versions, times, final losses, the checkpoint a
-        resume continues from (a running or interrupted run), config."""
+        """A human-readable summary: status, versions, times, final losses, the particle counts
+        that ran, the checkpoint a resume continues from (a running or interrupted run), config."""
         attrs = self.file.attrs
         lines = [f"run file: {self.path}",
                  f"status: {self.status}" + (f" ({self.message})" if schema.MESSAGE_ATTR in attrs else ""),
@@ -214,6 +214,10 @@ class RunFile:
         times = self.snapshot_times()
         if len(times):
             lines.append(f"snapshots: {len(times)} at t = {times[0]:.6g} .. {times[-1]:.6g}")
+        if schema.PARTICLE_WEIGHTS in self.file:
+            group = self.file[schema.PARTICLE_WEIGHTS]
+            kind = "reduced particles" if self.reduced else "particles"
+            lines.append(f"{kind}: " + ", ".join(f"{name} {len(group[name])}" for name in group))
         resumable = self.status in ("running", "interrupted")     # finished and failed runs are not resumed
         checkpoint = self.checkpoint() if resumable else None
         if checkpoint is not None:

@@ -177,6 +177,7 @@ def test_summary_lines(two_layer):
     assert f"metrics: {len(rows)} rows, t = 0 .. 0.2" in lines
     assert f"loss = {rows[-1]['loss']:.6g}" in next(line for line in lines if line.startswith("final: "))
     assert "snapshots: 3 at t = 0 .. 0.2" in lines
+    assert "particles: layer1 16, readout 16" in lines
     assert lines[lines.index("config:") + 1:] == ["    " + line for line in TWO_LAYER.strip().splitlines()]
 
 
