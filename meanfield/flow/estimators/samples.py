@@ -25,9 +25,14 @@ from meanfield.model import activations
 from meanfield.kernels.blas import gemm_into
 from meanfield.jit import num_threads, parallel_map, single_threaded_blas
 from meanfield.kernels.elementwise import activate, multiply, readout_rows
+from meanfield.kernels.tiled import scale_rows, two_layer_rows
 
 DEFAULT_CHUNK_BYTES = 2 ** 24
 MIN_CHUNK_ROWS = 16
+TWO_LAYER_ROWS = 256          # two layers: rows per chunk and particles per block, so that
+TWO_LAYER_BLOCK = 256         # the (rows x block) pre-activations stay in L2 (512 kB float64)
+TWO_LAYER_STORE_BYTES = 2 ** 23   # two layers, costly activation: sigma, sigma' of a chunk (per worker)
+RECOMPUTE_ACTIVATIONS = ("relu",)  # cheaper to evaluate twice than to keep (see kernels/tiled.py)
 
 
 class SampleExpectation:
@@ -74,13 +79,17 @@ class SampleExpectation:
         worker accumulates into its own buffer (worker 0 into ``out``) and the buffers
         are added in worker order, so the result depends only on the thread count.
         """
-        if network.layers == 2:
-            columns, chunk = 2 * network.width, self._two_layer_chunk
-        else:
-            columns, chunk = 3 * network.width1 + 2 * network.width2, self._three_layer_chunk
         shared = self._shared(network, flat)
         n, workers = len(self.X), num_threads()
-        rows = max(1, min(self._rows_per_chunk(columns), -(-n // workers)))
+        if network.layers == 2:
+            rows = TWO_LAYER_ROWS if shared["recompute"] else self._rows_per_chunk(2 * network.width,
+                                                                                    TWO_LAYER_STORE_BYTES)
+            rows = max(1, min(rows, -(-n // workers)))
+            chunk, finish = self._two_layer_chunk, self._two_layer_finish
+        else:
+            columns = 3 * network.width1 + 2 * network.width2
+            rows = max(1, min(self._rows_per_chunk(columns), -(-n // workers)))
+            chunk, finish = self._three_layer_chunk, None
         starts = list(range(0, n, rows))
         workers = min(workers, len(starts))
         sinks = [out] + [self._workspace(w, "velocity", out.shape, out.dtype) for w in range(1, workers)]
@@ -89,8 +98,11 @@ class SampleExpectation:
             sink = sinks[w]
             sink[:] = 0
             views = network.layout.unpack(sink)
-            return sum(chunk(network, shared, views, w, start, min(start + rows, n), rows)
+            loss = sum(chunk(network, shared, views, w, start, min(start + rows, n), rows)
                        for start in starts[w::workers])
+            if finish is not None:
+                finish(network, shared, views, w)
+            return loss
 
         with single_threaded_blas():
             losses = parallel_map(work, range(workers))
@@ -98,11 +110,12 @@ class SampleExpectation:
             out += sink
         return float(sum(losses))
 
-    def _rows_per_chunk(self, columns):
+    def _rows_per_chunk(self, columns, chunk_bytes=None):
         """Rows per chunk: the memory budget, but never fewer than MIN_CHUNK_ROWS (a chunk of
         a few rows turns the velocity product into rank-few updates of the whole (N, d)
         velocity, several times slower)."""
-        rows = max(MIN_CHUNK_ROWS, self.chunk_bytes // (columns * self.X.itemsize))
+        chunk_bytes = self.chunk_bytes if chunk_bytes is None else chunk_bytes
+        rows = max(MIN_CHUNK_ROWS, chunk_bytes // (columns * self.X.itemsize))
         return int(min(len(self.X), rows))
 
     def _workspace(self, worker, name, shape, dtype):
@@ -122,6 +135,7 @@ class SampleExpectation:
         if net.layers == 2:
             shared["bias"] = P["layer1"]["bias"] if net.bias else np.zeros(net.width, dtype=flat.dtype)
             shared["coef"] = (net.p * a).astype(flat.dtype)
+            shared["recompute"] = net.activation in RECOMPUTE_ACTIVATIONS
             return shared
         W = P["layer2"]["weight"]
         shared["bias1"] = P["layer1"]["bias"] if net.bias else np.zeros(net.width1, dtype=flat.dtype)
@@ -132,17 +146,22 @@ class SampleExpectation:
         return shared
 
     def _two_layer_chunk(self, net, shared, V, worker, start, stop, rows):
+        """Velocities of rows start:stop (see :func:`meanfield.kernels.tiled.two_layer_rows`);
+        the first-layer velocities still lack the factor a_i (:meth:`_two_layer_finish`)."""
         P, dtype = shared["P"], self.X.dtype
         Xc, yc, wc = self.X[start:stop], self.y[start:stop], self.weights[start:stop]
-        Z = self._workspace(worker, "Z", (rows, net.width), dtype)[:len(Xc)]
-        D = self._workspace(worker, "D", (rows, net.width), dtype)[:len(Xc)]
-        a = P["readout"]["weight"]
+        store = not shared["recompute"]
+        buffer = self._workspace(worker, "Z", (2 * rows * net.width if store else rows * TWO_LAYER_BLOCK,), dtype)
         v_bias = V["layer1"]["bias"] if net.bias else self._workspace(worker, "no bias", (net.width,), dtype)
-        gemm_into(1.0, Xc, P["layer1"]["weight"].T, 0.0, Z)
-        e = readout_rows(Z, D, shared["bias"], shared["coef"], a, yc, wc, V["readout"]["weight"], v_bias,
-                         shared["code"])
-        gemm_into(-1.0, D.T, Xc, 1.0, V["layer1"]["weight"])
+        e = two_layer_rows(Xc, yc, wc, P["layer1"]["weight"], shared["bias"], shared["coef"],
+                           V["readout"]["weight"], V["layer1"]["weight"], v_bias, buffer, TWO_LAYER_BLOCK,
+                           store, shared["code"])
         return _half_mean_square(e, wc)
+
+    def _two_layer_finish(self, net, shared, V, worker):
+        """Apply the readout factor a_i to a worker's first-layer velocities, once."""
+        v_bias = V["layer1"]["bias"] if net.bias else self._workspace(worker, "no bias", (net.width,), self.X.dtype)
+        scale_rows(V["layer1"]["weight"], v_bias, shared["P"]["readout"]["weight"])
 
     def _three_layer_chunk(self, net, shared, V, worker, start, stop, rows):
         P, dtype = shared["P"], self.X.dtype
