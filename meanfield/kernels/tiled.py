@@ -85,7 +85,40 @@ def _accumulate_velocity(G, Y, V):
 
 
 @kernel
-def _forward_sweep(Z, bias, coef, f, code):
+def _forward_sweep_split(Z, bias, coef, f, code):
+    """Z <- sigma(Z + bias), then f_k += sum_i coef_i Z_ki (in float64, over i in order).
+
+    Two loops, so the activation loop has nothing but the activation (in float32 the
+    fused loop of :func:`_forward_sweep_fused` does not vectorize: 10x slower), and the
+    sums run four rows at a time.
+    """
+    literally(code)
+    rows, b = Z.shape
+    for k in range(rows):
+        for i in range(b):
+            s, _ = evaluate(code, Z[k, i] + bias[i])
+            Z[k, i] = s
+    k = 0
+    while k + 4 <= rows:
+        f0, f1, f2, f3 = f[k], f[k + 1], f[k + 2], f[k + 3]
+        for i in range(b):
+            c = float(coef[i])
+            f0 += c * float(Z[k, i])
+            f1 += c * float(Z[k + 1, i])
+            f2 += c * float(Z[k + 2, i])
+            f3 += c * float(Z[k + 3, i])
+        f[k], f[k + 1], f[k + 2], f[k + 3] = f0, f1, f2, f3
+        k += 4
+    while k < rows:
+        f0 = f[k]
+        for i in range(b):
+            f0 += float(coef[i]) * float(Z[k, i])
+        f[k] = f0
+        k += 1
+
+
+@kernel
+def _forward_sweep_fused(Z, bias, coef, f, code):
     """f_k += sum_i coef_i sigma(Z_ki + bias_i), summed over i in order, four rows at a time."""
     literally(code)
     rows, b = Z.shape
@@ -111,6 +144,17 @@ def _forward_sweep(Z, bias, coef, f, code):
             f0 += coef[i] * s0
         f[k] = f0
         k += 1
+
+
+@kernel
+def _forward_sweep(Z, bias, coef, f, code):
+    """f_k += sum_i coef_i sigma(Z_ki + bias_i); Z may be overwritten.  The faster of two
+    loop shapes per dtype (measured: fused in float64, split in float32)."""
+    literally(code)
+    if Z.itemsize == 8:
+        _forward_sweep_fused(Z, bias, coef, f, code)
+    else:
+        _forward_sweep_split(Z, bias, coef, f, code)
 
 
 @kernel
