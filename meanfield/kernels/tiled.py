@@ -118,6 +118,15 @@ def _forward_sweep_split(Z, bias, coef, f, code):
 
 
 @kernel
+def _value(z, code):
+    """sigma(z) (a function of its own: four inlined evaluate calls in one loop body trip
+    numba's IR checks with warnings)."""
+    literally(code)
+    s, _ = evaluate(code, z)
+    return s
+
+
+@kernel
 def _forward_sweep_fused(Z, bias, coef, f, code):
     """f_k += sum_i coef_i sigma(Z_ki + bias_i), summed over i in order, four rows at a time."""
     literally(code)
@@ -127,10 +136,10 @@ def _forward_sweep_fused(Z, bias, coef, f, code):
         f0, f1, f2, f3 = f[k], f[k + 1], f[k + 2], f[k + 3]
         for i in range(b):
             c, t = coef[i], bias[i]
-            s0, _ = evaluate(code, Z[k, i] + t)
-            s1, _ = evaluate(code, Z[k + 1, i] + t)
-            s2, _ = evaluate(code, Z[k + 2, i] + t)
-            s3, _ = evaluate(code, Z[k + 3, i] + t)
+            s0 = _value(Z[k, i] + t, code)
+            s1 = _value(Z[k + 1, i] + t, code)
+            s2 = _value(Z[k + 2, i] + t, code)
+            s3 = _value(Z[k + 3, i] + t, code)
             f0 += c * s0
             f1 += c * s1
             f2 += c * s2

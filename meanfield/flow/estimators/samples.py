@@ -1,10 +1,15 @@
 """Expectations over a fixed weighted sample set: E_x[g] = sum_k omega_k g(x_k).
 
-The velocity of every particle is computed chunk by chunk over samples, so memory is
-O((N + n) d + chunk N) (chunks of at least MIN_CHUNK_ROWS rows): for each chunk of rows
-the pre-activations come from one BLAS product, a fused compiled kernel evaluates the
-activations, the network output, the residual e_k = f(x_k) - y_k and the backward
-factors in one sweep over the rows, and BLAS products accumulate the velocities in place.
+The velocity of every particle is computed chunk by chunk over samples.  Two layers: one
+compiled kernel per chunk (:func:`meanfield.kernels.tiled.two_layer_rows`) works through
+blocks of particles whose (rows x block) pre-activations stay in cache, calling BLAS for
+the products; for relu it computes them twice (forward for the output, backward once the
+residuals e_k = f(x_k) - y_k are known), for costlier activations it keeps sigma and
+sigma' of the chunk (TWO_LAYER_STORE_BYTES per worker) to evaluate each once.  Three
+layers, memory O((N + n) d + chunk N) (chunks of at least MIN_CHUNK_ROWS rows): for each
+chunk of rows the pre-activations come from one BLAS product, a fused compiled kernel
+evaluates the activations, the network output, the residual and the backward factors in
+one sweep over the rows, and BLAS products accumulate the velocities in place.
 
 Two-layer velocities (v = -(1/p_i) dR/dtheta_i, data term only):
 
