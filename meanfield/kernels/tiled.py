@@ -167,32 +167,6 @@ def _forward_sweep(Z, bias, coef, f, code):
 
 
 @kernel
-def _forward_sweep_store(S, D, bias, coef, f, code):
-    """S <- sigma(S + bias), D <- sigma'(S + bias), f_k += sum_i coef_i S_ki (in order)."""
-    literally(code)
-    rows, b = S.shape
-    for k in range(rows):
-        f0 = f[k]
-        for i in range(b):
-            s, ds = evaluate(code, S[k, i] + bias[i])
-            S[k, i] = s
-            D[k, i] = ds
-            f0 += coef[i] * s
-        f[k] = f0
-
-
-@kernel
-def _backward_sweep_stored(S, D, r, v_readout, v_bias):
-    """v_readout -= r^T S, v_bias -= r^T D."""
-    rows, b = S.shape
-    for k in range(rows):
-        rk = r[k]
-        for i in range(b):
-            v_readout[i] -= rk * S[k, i]
-            v_bias[i] -= rk * D[k, i]
-
-
-@kernel
 def _backward_sweep(Z, bias, r, v_readout, v_bias, code):
     """Z <- sigma'(Z + bias); v_readout -= r^T sigma(Z + bias), v_bias -= r^T sigma'(Z + bias)."""
     literally(code)
@@ -223,26 +197,11 @@ def _residuals(X, y, sample_weight, f):
 
 
 @kernel
-def _two_layer_rows(X, y, sample_weight, W, bias, coef, v_readout, v_weight, v_bias, buffer, block, store,
-                    code):
+def _two_layer_rows(X, y, sample_weight, W, bias, coef, v_readout, v_weight, v_bias, buffer, block, code):
     literally(code)
     rows, d = X.shape
     width = W.shape[0]
     f = np.zeros(rows, dtype=np.float64)
-    if store:
-        # every (row, particle) kept: S in the first rows * width entries, sigma' after them
-        S = buffer[:rows * width].reshape((rows, width))
-        D = buffer[rows * width:2 * rows * width].reshape((rows, width))
-        for j in range(0, width, block):
-            b = min(block, width - j)
-            _pre_activations(X, W[j:j + b], S[:, j:j + b])
-            _forward_sweep_store(S[:, j:j + b], D[:, j:j + b], bias[j:j + b], coef[j:j + b], f, code)
-        residual, r, Y = _residuals(X, y, sample_weight, f)
-        for j in range(0, width, block):
-            b = min(block, width - j)
-            _backward_sweep_stored(S[:, j:j + b], D[:, j:j + b], r, v_readout[j:j + b], v_bias[j:j + b])
-            _accumulate_velocity(D[:, j:j + b], Y, v_weight[j:j + b])
-        return residual
     for j in range(0, width, block):
         b = min(block, width - j)
         Z = buffer[:rows * b].reshape((rows, b))
@@ -260,7 +219,7 @@ def _two_layer_rows(X, y, sample_weight, W, bias, coef, v_readout, v_weight, v_b
 
 
 @kernel
-def two_layer_rows(X, y, sample_weight, W, bias, coef, v_readout, v_weight, v_bias, buffer, block, store, code):
+def two_layer_rows(X, y, sample_weight, W, bias, coef, v_readout, v_weight, v_bias, buffer, block, code):
     """Two-layer velocities of a chunk of samples (rows of X), accumulated in place.
 
     With s = sigma(X W^T + bias), f_k = sum_i coef_i s_ki, e_k = f_k - y_k and
@@ -271,17 +230,16 @@ def two_layer_rows(X, y, sample_weight, W, bias, coef, v_readout, v_weight, v_bi
         v_weight[i, :] -= sum_k r_k sigma'_ki x_k       (without the factor a_i)
 
     and the residuals e (float64) are returned.  Particles are taken ``block`` at a
-    time.  ``store=False``: the pre-activations are computed twice (forward, backward)
-    in a buffer of rows * block entries of X's dtype, which stays in cache -- for an
-    activation cheaper than the product; ``store=True``: sigma and sigma' of the whole
-    chunk are kept, in a buffer of 2 * rows * width entries, and each is evaluated once.
+    time; the pre-activations are computed twice (forward, backward) in a buffer of
+    rows * block entries of X's dtype, which stays in cache -- worth it for an
+    activation much cheaper than the product (relu).
     """
     check_code(code)
     residual = np.empty(0, dtype=np.float64)
     for c in literal_unroll(CODES):
         if c == code:
             residual = _two_layer_rows(X, y, sample_weight, W, bias, coef, v_readout, v_weight, v_bias,
-                                       buffer, block, store, c)
+                                       buffer, block, c)
     return residual
 
 
