@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from meanfield.flow.estimators.samples import SampleExpectation
 from meanfield.flow.field import Flow
@@ -110,30 +110,34 @@ class Context:
         self.quick = bool(quick)
         self.repeats = 5 if quick else 9
         rng = np.random.default_rng(12345)
-        self._A = rng.standard_normal((MATMUL_SIZE, MATMUL_SIZE))
-        self._B = rng.standard_normal((MATMUL_SIZE, MATMUL_SIZE))
-        self._C = np.empty_like(self._A)
+        self._matrices = {}
+        for dtype in (np.float64, np.float32):
+            A = rng.standard_normal((MATMUL_SIZE, MATMUL_SIZE)).astype(dtype)
+            B = rng.standard_normal((MATMUL_SIZE, MATMUL_SIZE)).astype(dtype)
+            self._matrices[np.dtype(dtype)] = (A, B, np.empty_like(A))
 
     def count(self, full):
         """A particle or sample count: ``full``, or full / QUICK_SCALE with --quick."""
         return max(1, int(full) // QUICK_SCALE) if self.quick else int(full)
 
-    def matmul_seconds(self):
-        """Seconds of one square float64 matmul (numpy, current BLAS thread limit)."""
+    def matmul_seconds(self, dtype=np.float64):
+        """Seconds of one square matmul in ``dtype`` (numpy, current BLAS thread limit)."""
+        A, B, C = self._matrices[np.dtype(dtype)]
         start = time.perf_counter()
-        np.matmul(self._A, self._B, out=self._C)
+        np.matmul(A, B, out=C)
         return time.perf_counter() - start
 
     @staticmethod
     def matmul_flops():
         return 2.0 * MATMUL_SIZE ** 3
 
-    def time_against_matmul(self, function, blas_threads=None, warmup=2):
+    def time_against_matmul(self, function, blas_threads=None, warmup=2, dtype=np.float64):
         """Best and median seconds of ``function()`` and best matmul GFLOP/s, interleaved.
 
         Each repeat times one baseline matmul and then one call, so both bests come from
         the same stretch of machine time (the rate of a shared or throttled machine
-        drifts).  ``blas_threads`` limits numpy's BLAS for the matmul (None: all threads).
+        drifts).  ``blas_threads`` limits numpy's BLAS for the matmul (None: all threads);
+        ``dtype`` is the matmul's (float32 steps are compared with the float32 rate).
         Between the two it pauses BLAS_SETTLE_S: after a multi-threaded product
         OpenBLAS's worker threads busy-wait for a while (measured: 0.05-0.07 CPU
         seconds), which would take a core from the first part of the timed call.
@@ -143,10 +147,10 @@ class Context:
         calls, matmuls = [], []
         for _ in range(self.repeats):
             if blas_threads is None:
-                matmuls.append(self.matmul_seconds())
+                matmuls.append(self.matmul_seconds(dtype))
             else:
                 with threadpool_limits(blas_threads, user_api="blas"):
-                    matmuls.append(self.matmul_seconds())
+                    matmuls.append(self.matmul_seconds(dtype))
             time.sleep(BLAS_SETTLE_S)
             start = time.perf_counter()
             function()
@@ -257,7 +261,14 @@ def machine():
             "loadavg_1min": round(os.getloadavg()[0], 2)}
 
 
-def rate_entry(ctx, name, flow, flat, flops, config, target, threads=None):
+def blas_libraries():
+    """The BLAS libraries loaded (threadpoolctl): 'internal_api version architecture, threads'."""
+    return [f"{pool.get('internal_api')} {pool.get('version')} {pool.get('architecture')}, "
+            f"{pool.get('num_threads')} threads ({Path(pool.get('filepath', '')).name})"
+            for pool in threadpool_info() if pool.get("user_api") == "blas"]
+
+
+def rate_entry(ctx, name, flow, flat, flops, config, target, threads=None, dtype=np.float64):
     """GFLOP/s of flow.velocity against the interleaved matmul baseline.
 
     threads=None: MEANFIELD_NUM_THREADS as in the environment (default all CPUs) and an
@@ -266,25 +277,27 @@ def rate_entry(ctx, name, flow, flat, flops, config, target, threads=None):
     out = np.empty_like(flat)
     with threads_env(threads), ForeignLoad() as foreign:
         info = machine()
-        timing = ctx.time_against_matmul(lambda: flow.velocity(flat, out=out), blas_threads=threads)
+        timing = ctx.time_against_matmul(lambda: flow.velocity(flat, out=out), blas_threads=threads, dtype=dtype)
     info["foreign_cpu_load"] = None if foreign.value is None else round(foreign.value, 2)
+    info["blas"] = blas_libraries()
     value = flops / timing["best_s"] / 1e9
     return entry(name, value, "GFLOP/s", timing["matmul_gflops"],
                  config={**config, "flops": flops, "quick": ctx.quick, **info},
                  seconds_best=timing["best_s"], seconds_median=timing["median_s"],
                  gflops_median=flops / timing["median_s"] / 1e9,
                  baseline_median=timing["matmul_median_gflops"], target=target,
-                 note=f"best of {ctx.repeats}; baseline: {MATMUL_SIZE}^2 float64 numpy matmul with "
+                 note=f"best of {ctx.repeats}; baseline: {MATMUL_SIZE}^2 {np.dtype(dtype).name} numpy matmul with "
                       f"{'all' if threads is None else threads} BLAS thread(s), timed alternately with the step")
 
 
 # --------------------------------------------------------------------------- benchmarks
 
-def _two_layer(ctx, name, threads=None):
+def _two_layer(ctx, name, threads=None, activation="relu", dtype=np.float64):
     N, n, d = ctx.count(2 ** 14), ctx.count(2 ** 13), 32
-    flow, flat = make_flow(2, d, N, n)
-    config = {"layers": 2, "N": N, "n": n, "d": d, "activation": "relu", "bias": True, "dtype": "float64"}
-    return rate_entry(ctx, name, flow, flat, two_layer_flops(n, N, d), config, "ratio >= 0.5", threads)
+    flow, flat = make_flow(2, d, N, n, dtype=dtype, activation=activation)
+    config = {"layers": 2, "N": N, "n": n, "d": d, "activation": activation, "bias": True,
+              "dtype": np.dtype(dtype).name}
+    return rate_entry(ctx, name, flow, flat, two_layer_flops(n, N, d), config, "ratio >= 0.5", threads, dtype)
 
 
 def _three_layer(ctx, name, threads=None):
@@ -304,6 +317,18 @@ def two_layer_step(ctx):
 def two_layer_step_1thread(ctx):
     """two_layer_step with MEANFIELD_NUM_THREADS=1, against a one-thread matmul."""
     return _two_layer(ctx, "two_layer_step_1thread", threads=1)
+
+
+@benchmark("two_layer_step_tanh")
+def two_layer_step_tanh(ctx):
+    """two_layer_step with tanh (an activation that costs a libm call per entry)."""
+    return _two_layer(ctx, "two_layer_step_tanh", activation="tanh")
+
+
+@benchmark("two_layer_step_float32")
+def two_layer_step_float32(ctx):
+    """two_layer_step in float32, against a float32 matmul."""
+    return _two_layer(ctx, "two_layer_step_float32", dtype=np.float32)
 
 
 @benchmark("three_layer_step")
@@ -434,6 +459,9 @@ def main(argv=None):
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(names)}")
 
     ctx = Context(args.quick)
+    import meanfield.flow.estimators.samples  # noqa: F401  (load every BLAS the package uses)
+    for library in blas_libraries():
+        print(f"BLAS: {library}", flush=True)
     results, failed = [], []
     for name, function in BENCHMARKS:
         if (args.only and name not in args.only) or name in args.skip:

@@ -1,10 +1,15 @@
 """Expectations over a fixed weighted sample set: E_x[g] = sum_k omega_k g(x_k).
 
-The velocity of every particle is computed chunk by chunk over samples, so memory is
-O((N + n) d + chunk N) (chunks of at least MIN_CHUNK_ROWS rows): for each chunk of rows
-the pre-activations come from one BLAS product, a fused compiled kernel evaluates the
-activations, the network output, the residual e_k = f(x_k) - y_k and the backward
-factors in one sweep over the rows, and BLAS products accumulate the velocities in place.
+The velocity of every particle is computed chunk by chunk over samples.  Two layers: one
+compiled kernel per chunk (:func:`meanfield.kernels.tiled.two_layer_rows`) works through
+blocks of particles whose (rows x block) pre-activations stay in cache, calling BLAS for
+the products; for relu it computes them twice (forward for the output, backward once the
+residuals e_k = f(x_k) - y_k are known).  Other activations (evaluating them twice would
+cost more than the memory traffic saved) and three layers, memory O((N + n) d + chunk N)
+(chunks of at least MIN_CHUNK_ROWS rows): for each chunk of rows the pre-activations come
+from one BLAS product, a fused compiled kernel evaluates the activations, the network
+output, the residual and the backward factors in one sweep over the rows, and BLAS
+products accumulate the velocities in place.
 
 Two-layer velocities (v = -(1/p_i) dR/dtheta_i, data term only):
 
@@ -25,9 +30,13 @@ from meanfield.model import activations
 from meanfield.kernels.blas import gemm_into
 from meanfield.jit import num_threads, parallel_map, single_threaded_blas
 from meanfield.kernels.elementwise import activate, multiply, readout_rows
+from meanfield.kernels.tiled import scale_rows, two_layer_rows
 
 DEFAULT_CHUNK_BYTES = 2 ** 24
 MIN_CHUNK_ROWS = 16
+TWO_LAYER_ROWS = 256          # two layers: rows per chunk and particles per block, so that
+TWO_LAYER_BLOCK = 256         # the (rows x block) pre-activations stay in L2 (512 kB float64)
+TILED_ACTIVATIONS = ("relu",)  # two layers: tiled kernel (evaluates sigma twice; see kernels/tiled.py)
 
 
 class SampleExpectation:
@@ -74,13 +83,20 @@ class SampleExpectation:
         worker accumulates into its own buffer (worker 0 into ``out``) and the buffers
         are added in worker order, so the result depends only on the thread count.
         """
-        if network.layers == 2:
-            columns, chunk = 2 * network.width, self._two_layer_chunk
-        else:
-            columns, chunk = 3 * network.width1 + 2 * network.width2, self._three_layer_chunk
         shared = self._shared(network, flat)
         n, workers = len(self.X), num_threads()
-        rows = max(1, min(self._rows_per_chunk(columns), -(-n // workers)))
+        if network.layers == 2:
+            if shared["tiled"]:
+                rows = TWO_LAYER_ROWS
+                chunk, finish = self._two_layer_chunk, self._two_layer_finish
+            else:
+                rows = self._rows_per_chunk(2 * network.width)
+                chunk, finish = self._two_layer_chunk_fused, None
+            rows = max(1, min(rows, -(-n // workers)))
+        else:
+            columns = 3 * network.width1 + 2 * network.width2
+            rows = max(1, min(self._rows_per_chunk(columns), -(-n // workers)))
+            chunk, finish = self._three_layer_chunk, None
         starts = list(range(0, n, rows))
         workers = min(workers, len(starts))
         sinks = [out] + [self._workspace(w, "velocity", out.shape, out.dtype) for w in range(1, workers)]
@@ -89,8 +105,11 @@ class SampleExpectation:
             sink = sinks[w]
             sink[:] = 0
             views = network.layout.unpack(sink)
-            return sum(chunk(network, shared, views, w, start, min(start + rows, n), rows)
+            loss = sum(chunk(network, shared, views, w, start, min(start + rows, n), rows)
                        for start in starts[w::workers])
+            if finish is not None:
+                finish(network, shared, views, w)
+            return loss
 
         with single_threaded_blas():
             losses = parallel_map(work, range(workers))
@@ -122,6 +141,7 @@ class SampleExpectation:
         if net.layers == 2:
             shared["bias"] = P["layer1"]["bias"] if net.bias else np.zeros(net.width, dtype=flat.dtype)
             shared["coef"] = (net.p * a).astype(flat.dtype)
+            shared["tiled"] = net.activation in TILED_ACTIVATIONS
             return shared
         W = P["layer2"]["weight"]
         shared["bias1"] = P["layer1"]["bias"] if net.bias else np.zeros(net.width1, dtype=flat.dtype)
@@ -132,6 +152,20 @@ class SampleExpectation:
         return shared
 
     def _two_layer_chunk(self, net, shared, V, worker, start, stop, rows):
+        """Velocities of rows start:stop (see :func:`meanfield.kernels.tiled.two_layer_rows`);
+        the first-layer velocities still lack the factor a_i (:meth:`_two_layer_finish`)."""
+        P, dtype = shared["P"], self.X.dtype
+        Xc, yc, wc = self.X[start:stop], self.y[start:stop], self.weights[start:stop]
+        buffer = self._workspace(worker, "Z tile", (rows * TWO_LAYER_BLOCK,), dtype)
+        v_bias = V["layer1"]["bias"] if net.bias else self._workspace(worker, "no bias", (net.width,), dtype)
+        e = two_layer_rows(Xc, yc, wc, P["layer1"]["weight"], shared["bias"], shared["coef"],
+                           V["readout"]["weight"], V["layer1"]["weight"], v_bias, buffer, TWO_LAYER_BLOCK,
+                           shared["code"])
+        return _half_mean_square(e, wc)
+
+    def _two_layer_chunk_fused(self, net, shared, V, worker, start, stop, rows):
+        """Velocities of rows start:stop through (rows x width) intermediates: one product,
+        one fused sweep, one product (for activations that cost more than a product)."""
         P, dtype = shared["P"], self.X.dtype
         Xc, yc, wc = self.X[start:stop], self.y[start:stop], self.weights[start:stop]
         Z = self._workspace(worker, "Z", (rows, net.width), dtype)[:len(Xc)]
@@ -143,6 +177,11 @@ class SampleExpectation:
                          shared["code"])
         gemm_into(-1.0, D.T, Xc, 1.0, V["layer1"]["weight"])
         return _half_mean_square(e, wc)
+
+    def _two_layer_finish(self, net, shared, V, worker):
+        """Apply the readout factor a_i to a worker's first-layer velocities, once."""
+        v_bias = V["layer1"]["bias"] if net.bias else self._workspace(worker, "no bias", (net.width,), self.X.dtype)
+        scale_rows(V["layer1"]["weight"], v_bias, shared["P"]["readout"]["weight"])
 
     def _three_layer_chunk(self, net, shared, V, worker, start, stop, rows):
         P, dtype = shared["P"], self.X.dtype
