@@ -77,16 +77,10 @@ class Network:
         return z
 
 
-class TwoLayerNetwork(Network):
-    """f(x) = sum_i p_i a_i sigma(<w_i, x> + b_i)."""
+class TwoLayerParticles:
+    """Widths and particle weights of a two-layer network (width, p): full or reduced."""
 
     layers = 2
-
-    def __init__(self, d, width, activation="relu", bias=True, particle_weights=None):
-        activations.code(activation)
-        self.d, self.width, self.activation, self.bias = int(d), int(width), activation, bool(bias)
-        self.p = checked_weights((particle_weights or {}).get("layer1"), self.width, "layer1")
-        self.layout = two_layer_layout(("weight", (self.width, self.d)), self.width, self.bias)
 
     @property
     def widths(self):
@@ -97,15 +91,38 @@ class TwoLayerNetwork(Network):
         """The weights stored under /particle_weights/<group>."""
         return {"layer1": self.p, "readout": self.p}
 
+
+class ThreeLayerParticles:
+    """Widths and particle weights of a three-layer network (width1, width2, p, q): full or reduced."""
+
+    layers = 3
+
+    @property
+    def widths(self):
+        return (self.width1, self.width2)
+
+    @property
+    def particle_weights(self):
+        """The weights stored under /particle_weights/<group>: p for layer1, q otherwise."""
+        return {"layer1": self.p, "layer2": self.q, "readout": self.q}
+
+
+class TwoLayerNetwork(TwoLayerParticles, Network):
+    """f(x) = sum_i p_i a_i sigma(<w_i, x> + b_i)."""
+
+    def __init__(self, d, width, activation="relu", bias=True, particle_weights=None):
+        activations.code(activation)
+        self.d, self.width, self.activation, self.bias = int(d), int(width), activation, bool(bias)
+        self.p = checked_weights((particle_weights or {}).get("layer1"), self.width, "layer1")
+        self.layout = two_layer_layout(("weight", (self.width, self.d)), self.width, self.bias)
+
     def _output(self, params, X):
         coef = self.p * params["readout"]["weight"]
         return activations.value(self.activation, self.preactivations(params, X)) @ coef
 
 
-class ThreeLayerNetwork(Network):
+class ThreeLayerNetwork(ThreeLayerParticles, Network):
     """h_j(x) = sum_i p_i W_ji sigma(<u_i, x> + c_i) + b_j;  f(x) = sum_j q_j a_j sigma(h_j(x))."""
-
-    layers = 3
 
     def __init__(self, d, widths, activation="relu", bias=True, particle_weights=None):
         activations.code(activation)
@@ -116,15 +133,6 @@ class ThreeLayerNetwork(Network):
         self.p = checked_weights(particle_weights.get("layer1"), m1, "layer1")
         self.q = checked_weights(particle_weights.get("layer2"), m2, "layer2")
         self.layout = three_layer_layout(("weight", (m1, self.d)), m1, m2, self.bias)
-
-    @property
-    def widths(self):
-        return (self.width1, self.width2)
-
-    @property
-    def particle_weights(self):
-        """The weights stored under /particle_weights/<group>: p for layer1, q otherwise."""
-        return {"layer1": self.p, "layer2": self.q, "readout": self.q}
 
     def first_layer_features(self, params, X):
         """phi_ki = sigma(<u_i, x_k> + c_i)."""

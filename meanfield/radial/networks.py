@@ -17,6 +17,8 @@ import numpy as np
 from meanfield.model import activations
 from meanfield.model.networks import (
     Network,
+    ThreeLayerParticles,
+    TwoLayerParticles,
     TwoLayerNetwork,
     ThreeLayerNetwork,
     checked_weights,
@@ -57,14 +59,12 @@ class RadialNetwork(Network):
         return self.features.kinks(*self.first_layer(self.layout.unpack(np.asarray(flat))))
 
 
-class RadialTwoLayerNetwork(RadialNetwork):
+class RadialTwoLayerNetwork(TwoLayerParticles, RadialNetwork):
     """f(rho) = sum_k p_k a_k g(r_k rho, b_k): reduced particles (r_k, b_k, a_k), weights p_k.
 
     Fields ``layer1/radius`` (K,), ``layer1/bias`` (K,) (with bias), ``readout/weight`` (K,).
     A reduced particle stands for the sphere of neurons w = r_k u, u uniform on S^(d-1).
     """
-
-    layers = 2
 
     def __init__(self, d, width, activation="relu", bias=True, particle_weights=None, t_nodes=None):
         self._setup(d, activation, bias, t_nodes)
@@ -74,20 +74,12 @@ class RadialTwoLayerNetwork(RadialNetwork):
         self.p = checked_weights((particle_weights or {}).get("layer1"), self.width, "layer1")
         self.layout = two_layer_layout(("radius", (self.width,)), self.width, self.bias)
 
-    @property
-    def widths(self):
-        return (self.width,)
-
-    @property
-    def particle_weights(self):
-        return {"layer1": self.p, "readout": self.p}
-
     def _profile(self, params, rho):
         r, b = self.first_layer(params)
         return self.features(rho, r, b) @ (self.p * params["readout"]["weight"])
 
 
-class RadialThreeLayerNetwork(RadialNetwork):
+class RadialThreeLayerNetwork(ThreeLayerParticles, RadialNetwork):
     """h_j(rho) = sum_k p_k W_jk g(r_k rho, c_k) + b_j,  f(rho) = sum_j q_j a_j sigma(h_j(rho)).
 
     Reduced first-layer particles (r_k, c_k) with weights p_k (k = 1..K); second-layer
@@ -95,8 +87,6 @@ class RadialThreeLayerNetwork(RadialNetwork):
     ``layer1/bias`` (K,), ``layer2/weight`` (M2, K), ``layer2/bias`` (M2,),
     ``readout/weight`` (M2,); biases only with ``bias``.
     """
-
-    layers = 3
 
     def __init__(self, d, widths, activation="relu", bias=True, particle_weights=None, t_nodes=None):
         self._setup(d, activation, bias, t_nodes)
@@ -108,14 +98,6 @@ class RadialThreeLayerNetwork(RadialNetwork):
         self.p = checked_weights(particle_weights.get("layer1"), k, "layer1")
         self.q = checked_weights(particle_weights.get("layer2"), m2, "layer2")
         self.layout = three_layer_layout(("radius", (k,)), k, m2, self.bias)
-
-    @property
-    def widths(self):
-        return (self.width1, self.width2)
-
-    @property
-    def particle_weights(self):
-        return {"layer1": self.p, "layer2": self.q, "readout": self.q}
 
     def second_layer(self, params):
         """(p-scaled W^T (K, M2), b_j (M2,)): h = Phi @ WpT + b."""

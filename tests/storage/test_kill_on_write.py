@@ -109,6 +109,8 @@ def test_a_kill_at_any_write_resumes_bit_identically_or_is_refused(tmp_path, con
     for n in points:
         outcome = kill_and_resume(config, tmp_path / f"kill{n}.h5", reference, n)
         outcomes.setdefault(outcome, []).append(n)
+    print(f"{writes} writes; killed at {len(points)} of them: " +
+          ", ".join(f"{outcome} {len(ns)} {ns}" for outcome, ns in sorted(outcomes.items())))
     assert len(outcomes.get("resumed", ())) >= len(points) // 2, outcomes
 
 
