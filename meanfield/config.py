@@ -20,7 +20,7 @@ from meanfield.flow.estimators import ESTIMATORS
 from meanfield.flow.schedule import GROUPS
 from meanfield.flow.trackers import GEOMETRIC_FIRST
 from meanfield.radial import first_layer
-from meanfield.radial.reducibility import DEFAULT_PARTICLES, RADIAL_OPTIONS
+from meanfield.radial.reducibility import DEFAULT_PARTICLES, PARTICLE_RULES, RADIAL_OPTIONS
 from meanfield.radial.reducibility import check_config as radial_check
 
 
@@ -168,7 +168,7 @@ def validate(raw):
         why = radial_check(config)
         if why:
             raise ConfigError(f"[expectation] method = 'radial' {why}")
-    config["finite"] = _finite(raw.get("finite"), config["model"]["layers"])
+    config["finite"] = _finite(raw.get("finite"), config["model"])
     config["output"] = _output(raw.get("output"))
     _check_recording(config["flow"], config["output"])
     return config
@@ -435,7 +435,9 @@ def _expectation(raw, config):
         if infinite:
             out["particles"] = config["model"]["width"]
     else:
-        given = sorted(set(raw) & set(RADIAL_KEYS))
+        given = sorted(set(raw) & set(RADIAL_KEYS) - ({"particle_rule"} if infinite else set()))
+        if infinite:        # the rule of the reduced particles (K first-layer, M2 second-layer ones)
+            out["particle_rule"] = _particle_rule(raw)
         if given:
             raise ConfigError(f"[expectation] {given[0]} belongs to method = 'radial' (method is {method!r})")
     return out
@@ -453,10 +455,15 @@ def _radial_options(raw, layers):
         _fail("expectation.particles", particles, "three layers: [K, M2], integers >= 1")
     return {
         "particles": particles,
-        "particle_rule": _choice(raw, "expectation.particle_rule", ("sobol", "gauss"), RADIAL_OPTIONS["particle_rule"]),
+        "particle_rule": _particle_rule(raw),
         "nodes": _int(raw, "expectation.nodes", RADIAL_OPTIONS["nodes"], minimum=1),
         "panels": _int(raw, "expectation.panels", RADIAL_OPTIONS["panels"], minimum=1),
     }
+
+
+def _particle_rule(raw):
+    """The reduced particles' rule (:func:`meanfield.radial.marginals.product_rule`)."""
+    return _choice(raw, "expectation.particle_rule", PARTICLE_RULES, RADIAL_OPTIONS["particle_rule"])
 
 
 def _check_closed_form(config):
@@ -537,16 +544,20 @@ def _flow(raw, config):
     return flow
 
 
-def _finite(raw, layers):
-    keys = ("widths", "seeds", "optimizer", "lr", "batch", "coupling", "n_train", "budget", "budget_width",
-            "reference_check", "store_states", "confidence", "bootstrap", "w2", "reference", "reference_particles")
+def _finite(raw, model):
+    keys = ("widths", "layer1_widths", "layer2_widths", "seeds", "optimizer", "lr", "batch", "coupling", "n_train",
+            "budget", "budget_width", "reference_check", "store_states", "confidence", "bootstrap", "w2", "reference",
+            "reference_particles")
     raw = _table(raw, "finite", keys)
+    layers = model["layers"]
     widths = raw.get("widths", [])
     if not isinstance(widths, list):
         _fail("finite.widths", widths, "must be a list of widths")
     widths = [_width(w, "finite.widths", layers) for w in widths]
+    split = _split_widths(raw, model)
     finite = {
-        "widths": widths,
+        "widths": widths if split["layer1_widths"] is None else None,
+        **split,
         "seeds": _seeds(raw.get("seeds", 1)),
         "optimizer": _choice(raw, "finite.optimizer", ("gd", "sgd"), "gd"),
         "lr": _float(raw, "finite.lr", None, positive=True),
@@ -575,9 +586,51 @@ def _finite(raw, layers):
         _fail("finite.confidence", finite["confidence"], "must be a number in (0, 1)")
     if "budget_width" in raw:
         finite["budget_width"] = _width(raw["budget_width"], "finite.budget_width", layers)
-        if widths and finite["budget_width"] not in widths:
+        if finite["budget_width"] not in (comparison_widths({"finite": finite, "model": model}) or
+                                          [finite["budget_width"]]):
             _fail("finite.budget_width", raw["budget_width"], "must be one of [finite] widths")
     return finite
+
+
+def _split_widths(raw, model):
+    """[finite] layer1_widths and layer2_widths of a reference with an infinite first layer
+    (None otherwise): the two-width split, see :func:`comparison_widths`.  Defaults:
+    M2/4 .. 2 M2 and M2/32 .. M2/8; layer-2 widths must be below M2."""
+    infinite = model["first_layer"] == "infinite"
+    given = [key for key in ("layer1_widths", "layer2_widths") if key in raw]
+    if not infinite:
+        if given:
+            raise ConfigError(f"[finite] {given[0]} belongs to a reference with [model] first_layer = 'infinite' "
+                              "(the two-width split); give [m1, m2] pairs in [finite] widths")
+        return {"layer1_widths": None, "layer2_widths": None}
+    if "widths" in raw:
+        raise ConfigError("[finite] widths: against [model] first_layer = 'infinite' the widths are layer1_widths "
+                          "(m1, with m2 = M2) and layer2_widths (m2, with m1 = the largest layer1 width)")
+    m2 = model["width"][1]
+    defaults = {"layer1_widths": [m2 // 4, m2 // 2, m2, 2 * m2], "layer2_widths": [m2 // 32, m2 // 16, m2 // 8]}
+    out = {}
+    for key, default in defaults.items():
+        values = raw.get(key, sorted({max(1, v) for v in default}))
+        if (not isinstance(values, list) or not values
+                or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values)):
+            _fail(f"finite.{key}", values, "must be a non-empty list of integers >= 1")
+        out[key] = values
+    if max(out["layer2_widths"]) >= m2:
+        _fail("finite.layer2_widths", out["layer2_widths"], f"must be below the reference's M2 = {m2} second-layer "
+              "particles (the finite networks' second layers are subsets of them)")
+    return out
+
+
+def comparison_widths(config):
+    """The widths of ``meanfield compare``'s finite networks: [finite] widths, or against an
+    infinite first layer the two-width split [m1, M2] for m1 in layer1_widths, then
+    [max layer1_widths, m2] for m2 in layer2_widths."""
+    finite = config["finite"]
+    if finite["layer1_widths"] is None:
+        return list(finite["widths"])
+    m2 = config["model"]["width"][1]
+    fixed = max(finite["layer1_widths"])
+    return [[m1, m2] for m1 in finite["layer1_widths"]] + [[fixed, w] for w in finite["layer2_widths"]]
 
 
 def _seeds(value):

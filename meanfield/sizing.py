@@ -31,7 +31,7 @@ import math
 import os
 import shutil
 
-from meanfield.config import ConfigError
+from meanfield.config import ConfigError, comparison_widths
 from meanfield.flow import integrators
 from meanfield.flow.estimators.samples import DEFAULT_CHUNK_BYTES, MIN_CHUNK_ROWS
 
@@ -79,10 +79,10 @@ def estimate(config, threads=1):
         memory += 3 * N * N * 8
     pieces = output["metrics"]["count"] + output["snapshots"]["count"] + len(flow["phases"])
     steps = _steps(flow["time"], flow["dt"], pieces)
-    finite = config["finite"]
-    if finite["widths"]:
+    finite, widths = config["finite"], comparison_widths(config)
+    if widths:
         seeds = finite["seeds"] if isinstance(finite["seeds"], int) else len(finite["seeds"])
-        networks = seeds * sum(_finite_parameters(config, w) for w in finite["widths"])
+        networks = seeds * sum(_finite_parameters(config, w) for w in widths)
         memory += snapshots + networks * s * (output["snapshots"]["count"] + 4)
         lr = finite["lr"] or flow["dt"]
         steps = max(steps, _steps(flow["time"], lr / 2 if finite["budget"] else lr, pieces))

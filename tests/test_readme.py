@@ -14,7 +14,7 @@ PYTHON_BLOCKS = re.findall(r"```python\n(.*?)```", README, re.S)
 
 
 def test_the_readme_has_its_examples():
-    assert len(TOML_BLOCKS) == 5 and len(PYTHON_BLOCKS) == 1
+    assert len(TOML_BLOCKS) == 6 and len(PYTHON_BLOCKS) == 1
     assert README.startswith("# meanfield\n\n```bash\npython3 -m pip install . && meanfield run\n"
                              "python3 -m pip install \".[test]\" && python3 -m pytest\n```")
 

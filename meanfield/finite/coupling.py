@@ -5,6 +5,11 @@ A finite network's initial neurons come from the same initial law as the referen
 first replicate, then disjoint blocks while they fit, else a random subset), with the
 reference's particle weights renormalised over the chosen ones (uniform stays exactly
 1/m); "independent" draws fresh neurons from the initial laws, with uniform weights.
+
+Against a reference with an infinite first layer (``[model] first_layer = "infinite"``)
+:func:`couple_split` builds the two networks of the two-width split: the perfect network
+(the infinite first layer with m2 of the reference's M2 second-layer particles) and the
+finite network drawn from it (m1 first-layer neurons, the same m2 second-layer ones).
 """
 
 import numpy as np
@@ -12,6 +17,7 @@ import numpy as np
 from meanfield import seeding
 from meanfield.model import initialization
 from meanfield.model.networks import build_network
+from meanfield.radial.networks import RadialThreeLayerNetwork, sample_full_network
 
 
 def block_indices(N, m, index, rng):
@@ -74,3 +80,35 @@ def couple(reference, reference_initial, width, coupling, index, replicate_seed,
             params["layer2"]["bias"] = P["layer2"]["bias"][idx2]
         params["readout"] = {"weight": P["readout"]["weight"][idx2]}
     return network, network.layout.pack(params, dtype=dtype), info
+
+
+def couple_split(reference, reference_initial, widths, index, replicate_seed, seed):
+    """(finite network, its initial state, perfect network, its initial state, info) of
+    widths [m1, m2] against a reference with an infinite first layer.
+
+    The perfect network is the reference (a reduced three-layer network: K first-layer
+    particles (r_k, c_k), M2 second-layer particles) restricted to m2 of its second-layer
+    particles (:func:`block_indices`, replicate number ``index``; weights q renormalised,
+    uniform stays exactly 1/m2): an infinite first layer under m2 neurons.  The finite
+    network has m1 first-layer neurons drawn i.i.d. from the perfect network's first layer
+    (w_i = r_k u_i with k ~ p and u_i uniform on the sphere, c_i = c_k, W_ji = W_jk, the
+    same m2 second-layer neurons: :func:`meanfield.radial.networks.sample_full_network`).
+    So f_finite - f_perfect is the first layer's discretization error and
+    f_perfect - f_reference the second layer's.
+    """
+    m1, m2 = (int(w) for w in widths)
+    rng = seeding.stream(seed, "subset", replicate_seed)
+    idx2, disjoint = block_indices(reference.width2, m2, index, rng)
+    weights = _renormalised(reference.q, idx2)
+    perfect = RadialThreeLayerNetwork(reference.d, (reference.width1, m2), reference.activation, reference.bias,
+                                      {"layer1": reference.p, **({"layer2": weights} if weights is not None else {})},
+                                      reference.features.t_nodes)
+    P = reference.layout.unpack(np.asarray(reference_initial, dtype=np.float64))
+    params = {"layer1": P["layer1"], "layer2": {"weight": P["layer2"]["weight"][idx2]},
+              "readout": {"weight": P["readout"]["weight"][idx2]}}
+    if reference.bias:
+        params["layer2"]["bias"] = P["layer2"]["bias"][idx2]
+    perfect_state = perfect.layout.pack(params)
+    network, state = sample_full_network(perfect, perfect_state, m1, seeding.stream(seed, "init", replicate_seed))
+    return network, state, perfect, perfect_state, {"coupling": "subsample", "layer2_indices": idx2,
+                                                    "disjoint": disjoint}

@@ -127,7 +127,10 @@ def product_rule(marginals, count, rule="gauss", rng=None):
     ``gauss``: the tensor product of each continuous marginal's n-point Gauss rule, with
     n = round(count' ^ (1/c)) for c continuous marginals and count' = count / (number of
     atom combinations); ``sobol``: a scrambled Sobol net of 2^round(log2 count') points
-    in the continuous coordinates, mapped by the quantile functions, equal weights.
+    in the continuous coordinates, mapped by the quantile functions, equal weights;
+    ``random``: round(count') i.i.d. draws of the continuous coordinates (uniforms from
+    ``rng`` mapped by the quantile functions), equal weights: the particles of a finite
+    network, so that finite networks can be coupled to subsets of them.
     Atoms enter with their probabilities.  Zero weights (underflow) are dropped.
     """
     atom_count = int(np.prod([len(m.atoms[0]) for m in marginals if not m.continuous] or [1]))
@@ -149,8 +152,12 @@ def product_rule(marginals, count, rule="gauss", rng=None):
         U = qmc.Sobol(len(continuous), scramble=True, seed=rng).random_base2(m)
         block = np.column_stack([marginals[i].ppf(U[:, c]) for c, i in enumerate(continuous)])
         axes.append((block, np.full(len(U), 1.0 / len(U)), continuous))
+    elif continuous and rule == "random":
+        U = rng.random((int(round(target)), len(continuous)))
+        block = np.column_stack([marginals[i].ppf(U[:, c]) for c, i in enumerate(continuous)])
+        axes.append((block, np.full(len(U), 1.0 / len(U)), continuous))
     elif continuous:
-        raise ValueError(f"unknown reduced particle rule {rule!r}; allowed: gauss, sobol")
+        raise ValueError(f"unknown reduced particle rule {rule!r}; allowed: {', '.join(reducibility.PARTICLE_RULES)}")
     points, weights = np.zeros((1, len(marginals))), np.ones(1)
     for values, w, columns in axes:
         points = np.repeat(points, len(w), axis=0)
@@ -167,7 +174,8 @@ def build_reduced(layers, d, init=None, particles=None, activation="relu", bias=
     ``init`` is an ``[model] init`` table (laws per group or parameter, defaults of
     :mod:`meanfield.model.initialization`); each reduced coordinate's law comes from
     :func:`reduced_marginal`, and the reduced particles are the points and weights of
-    :func:`product_rule` (``rule`` sobol (default) or gauss, ``seed`` for the scrambling).
+    :func:`product_rule` (``rule`` sobol (default), gauss or random, ``seed`` for the
+    scrambling or the draws).
     For relu the features are not smooth in the bias (a kink at |b| = |r| rho for every
     rho), so the tensor Gauss rule converges slowly (~K^-0.7 observed); the scrambled
     Sobol net converges like ~K^-1.4 (see the module notes).

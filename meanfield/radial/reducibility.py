@@ -13,6 +13,7 @@ from meanfield.problem import inputs, targets
 
 RADIAL_OPTIONS = {"particles": None, "particle_rule": "sobol", "nodes": None, "panels": 16}
 DEFAULT_PARTICLES = {2: 1024, 3: (256, 256)}
+PARTICLE_RULES = ("sobol", "gauss", "random")   # :func:`meanfield.radial.marginals.product_rule`
 
 
 def law_refusal(law, group, name, d):
@@ -81,8 +82,8 @@ def check_config(config):
                 return why
     spec = config.get("expectation", {})
     rule = spec.get("particle_rule", "sobol")
-    if rule not in ("gauss", "sobol"):
-        return f"particle_rule = {rule!r}; allowed: gauss, sobol"
+    if rule not in PARTICLE_RULES:
+        return f"particle_rule = {rule!r}; allowed: {', '.join(PARTICLE_RULES)}"
     for key in ("nodes", "panels"):
         value = spec.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):

@@ -40,6 +40,17 @@ The /finite group:
     /finite/reference_quality    attrs reference_size, coarse_size, error, ratio, trusted, status;
                                  datasets time, distance (K,) D(N/4 vs N), error (K,) the
                                  estimate of E_N
+
+Against an infinite first layer (the two-width split; /finite/size is m1 on the m1 sweep,
+m2 on the m2 sweep, and /finite/summary is the layer-1 fit of distance_layer1 on the m1
+sweep):
+
+    /finite/<metric>             (W, S, K) also distance_layer1 (||f - f_perfect||),
+                                 distance_layer2 (||f_perfect - f_ref||), loss_perfect,
+                                 term_layer1 (R_m - R_perfect), term_layer2 (R_perfect - R_ref)
+    /finite/split                the layer-2 fit (of distance_layer2 on the m2 sweep): attrs and
+                                 datasets as /finite/summary, and attrs layer1_widths,
+                                 layer2_widths; dataset layer1_sweep (W,) bool
 """
 
 import numpy as np
@@ -78,6 +89,7 @@ FINITE_RUNS = "runs"
 FINITE_SUMMARY = "summary"
 FINITE_BUDGET = "budget"
 FINITE_QUALITY = "reference_quality"
+FINITE_SPLIT = "split"
 BUDGET_PARTS = ("width", "timestep", "sampling", "total")
 
 

@@ -153,7 +153,7 @@ _COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
 
 
 def write_finite(path, opts, times, widths, sizes, seeds, results, runs, ref_loss, ref_train_loss, curves, final,
-                 budget, quality, summary, w2_method):
+                 budget, quality, summary, w2_method, split=None):
     """Write the results of ``meanfield compare`` as /finite of the run file ``path``
     (replacing an earlier /finite; layout in :mod:`meanfield.storage.schema`).
 
@@ -162,7 +162,9 @@ def write_finite(path, opts, times, widths, sizes, seeds, results, runs, ref_los
     extra (disjoint, layer1_indices, layer2_indices) and states (K, P); ``curves``: the
     fitted exponent over time {name: (K,)}; ``final``: the fit at the final time;
     ``budget``: None or {width, batch, curves: {part: (S, K)}}; ``quality``: None or
-    {coarse_size, error, ratio, status, distance}; ``summary``: trusted, warnings.
+    {coarse_size, error, ratio, status, distance}; ``summary``: trusted, warnings;
+    ``split``: None or the two-width split's {layer1 (W,) mask of the m1 sweep, curves and
+    final of the layer-2 fit}.
     """
     with h5py.File(path, "a") as f:
         if schema.FINITE in f:
@@ -203,20 +205,15 @@ def write_finite(path, opts, times, widths, sizes, seeds, results, runs, ref_los
                     r.create_dataset(schema.field_name(field),
                                      data=run.states[:, field.slice].reshape((len(times),) + field.shape),
                                      **_COMPRESSION)
-        s = g.create_group(schema.FINITE_SUMMARY)
-        for name, values in curves.items():
-            s.create_dataset(name, data=values)
-        s.create_dataset("time", data=times)
-        s.attrs["alpha"], s.attrs["alpha_low"], s.attrs["alpha_high"] = final.alpha, final.alpha_low, final.alpha_high
-        s.attrs["prefactor"], s.attrs["prefactor_low"] = final.prefactor, final.prefactor_low
-        s.attrs["prefactor_high"] = final.prefactor_high
-        s.attrs["model"] = final.model
-        s.attrs["reference_size"] = summary["reference_size"] or -1
-        s.attrs["time"] = float(times[-1])
-        s.attrs["confidence"] = final.confidence
-        s.attrs["method"] = final.method
+        s = _write_fit(g.create_group(schema.FINITE_SUMMARY), times, curves, final, summary["reference_size"])
         s.attrs["trusted"] = bool(summary["trusted"])
         s.attrs["warnings"] = "\n".join(summary["warnings"])
+        if split is not None:
+            sp = _write_fit(g.create_group(schema.FINITE_SPLIT), times, split["curves"], split["final"],
+                            opts["reference"][1])
+            sp.attrs["layer1_widths"] = np.asarray(opts["layer1_widths"], dtype=np.int64)
+            sp.attrs["layer2_widths"] = np.asarray(opts["layer2_widths"], dtype=np.int64)
+            sp.create_dataset("layer1_sweep", data=split["layer1"])
         if budget is not None:
             b = g.create_group(schema.FINITE_BUDGET)
             b.attrs["width"] = np.asarray(budget["width"])
@@ -238,3 +235,18 @@ def write_finite(path, opts, times, widths, sizes, seeds, results, runs, ref_los
             q.create_dataset("distance", data=quality["distance"])
             q.create_dataset("error", data=quality["error"])
         g.attrs["status"] = "finished"
+
+
+def _write_fit(group, times, curves, final, reference_size):
+    """An exponent fit into ``group``: its curves over time (datasets) and the fit at the
+    final time (attributes alpha, alpha_low, alpha_high, prefactor, prefactor_low,
+    prefactor_high, model, reference_size (-1: none), time, confidence, method)."""
+    for name, values in curves.items():
+        group.create_dataset(name, data=values)
+    group.create_dataset("time", data=times)
+    for name in ("alpha", "alpha_low", "alpha_high", "prefactor", "prefactor_low", "prefactor_high", "model",
+                 "confidence", "method"):
+        group.attrs[name] = getattr(final, name)
+    group.attrs["reference_size"] = reference_size or -1
+    group.attrs["time"] = float(times[-1])
+    return group

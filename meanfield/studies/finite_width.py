@@ -12,6 +12,21 @@ Configuration: ``[finite]`` widths (default N/128 .. N/16), seeds, optimizer, lr
 (default [flow] dt), batch (sgd; default 64), coupling, n_train, budget (true),
 budget_width (the largest width), reference_check (true), store_states (true),
 confidence (0.9), bootstrap (2000), w2 (auto|exact|sliced).
+
+Against a three-layer reference with an infinite first layer (``[model] first_layer =
+"infinite"``, i.i.d. second-layer particles: ``[expectation] particle_rule = "random"``)
+the comparison is the two-width split: finite networks [m1, M2] for m1 in
+``layer1_widths`` and [max m1, m2] for m2 in ``layer2_widths``, each with its perfect
+network (the infinite first layer under the same m2 second-layer neurons,
+:func:`meanfield.finite.coupling.couple_split`) trained by the reference's flow.  With
+f_perfect between the finite network and the reference,
+
+    R_finite = R_ref + (R_finite - R_perfect) + (R_perfect - R_ref)
+             = R_ref + first-layer term       + second-layer term
+
+D1 = ||f_finite - f_perfect|| is fitted as C1 m1^(-alpha1) (the perfect network's first
+layer is exact) and D2 = ||f_perfect - f_ref|| as C2 sqrt(m2^(-2 alpha2) - M2^(-2 alpha2))
+(nested subsets of the reference's M2 i.i.d. particles).
 """
 
 import os
@@ -20,10 +35,10 @@ import warnings
 import numpy as np
 
 from meanfield.analysis import comparison
-from meanfield.config import ConfigError, load, parse
+from meanfield.config import ConfigError, comparison_widths, config_text, load, parse
 from meanfield.problem import inputs
 from meanfield import seeding
-from meanfield.finite.coupling import couple
+from meanfield.finite.coupling import couple, couple_split
 from meanfield.finite.network import FiniteNetwork
 from meanfield.finite.trainer import FiniteTrainer
 from meanfield.flow.field import Flow
@@ -42,6 +57,8 @@ CLOSE_FRACTION = 1 / 8         # warn when the largest width exceeds this fracti
 ERROR_RATIO_LIMIT = 0.3        # warn when E_N / D(largest width) exceeds this
 METRICS = ("distance", "loss", "train_loss", "loss_gap", "cross_term", "half_distance_squared",
            "decomposition_residual")
+# the two-width split: D1 = ||f - f_perfect||, D2 = ||f_perfect - f_ref||, R_perfect and the two loss terms
+SPLIT_METRICS = ("distance_layer1", "distance_layer2", "loss_perfect", "term_layer1", "term_layer2")
 
 
 class ComparisonWarning(UserWarning):
@@ -54,14 +71,15 @@ def settings(config):
     """The [finite] table with every default filled in and the widths checked."""
     raw, model, flow = config["finite"], config["model"], config["flow"]
     layers = model["layers"]
+    split = raw["layer1_widths"] is not None
     reference = [model["width"]] if layers == 2 else list(model["width"])
-    widths = list(raw.get("widths") or [])
+    widths = comparison_widths(config)
     if not widths:
         widths = sorted({max(1, reference[0] // k) for k in (128, 64, 32, 16)}) if layers == 2 else \
             sorted({(max(1, reference[0] // k), max(1, reference[1] // k)) for k in (128, 64, 32, 16)})
         widths = [list(w) if layers == 3 else w for w in widths]
     coupling = raw["coupling"]
-    if coupling == "subsample":
+    if coupling == "subsample" and not split:
         for w in widths:
             sizes = [w] if layers == 2 else list(w)
             if any(s > r for s, r in zip(sizes, reference)):
@@ -71,6 +89,9 @@ def settings(config):
     batch = raw["batch"]
     return {
         "layers": layers,
+        "split": split,
+        "layer1_widths": raw["layer1_widths"],
+        "layer2_widths": raw["layer2_widths"],
         "reference": reference,
         "widths": widths,
         "seeds": list(range(seeds)) if isinstance(seeds, int) else list(seeds),
@@ -94,13 +115,14 @@ def settings(config):
 def fit_model(opts):
     """(model, N) of the exponent fit (see :func:`meanfield.analysis.comparison.model_curve`).
 
-    A radial reference is the limit itself: D = C m^(-alpha) (bare).  A reference of N
+    A radial reference is the limit itself: D = C m^(-alpha) (bare); so is the perfect
+    network's first layer in the two-width split (the layer-1 fit).  A reference of N
     particles has its own error E_N: with subsample coupling the finite particles are a
     subset of the reference's, D^2 = C^2 (m^(-2 alpha) - N^(-2 alpha)); with independent
     draws D^2 = C^2 (m^(-2 alpha) + N^(-2 alpha)).  Three layers: m = min(m1, m2) against
     N = min(N1, N2).
     """
-    if opts["reference_solver"] == "radial":
+    if opts["reference_solver"] == "radial" or opts["split"]:
         return "bare", None
     return opts["coupling"], min(opts["reference"])
 
@@ -122,8 +144,16 @@ CLOSED_FORM_MESSAGE = ("[expectation] method = 'closed_form': the finite-width s
                        "use method = 'samples' for a comparison")
 
 
-INFINITE_MESSAGE = ("[model] first_layer = 'infinite': the finite-width solver trains networks with finite first "
-                    "layers; compare those against a run with first_layer = 'particles'")
+SPLIT_MESSAGES = {
+    "coupling": ("[finite] coupling = 'independent': against [model] first_layer = 'infinite' the finite networks "
+                 "are drawn from the reference (coupling 'subsample'): their second layers are subsets of its M2 "
+                 "particles, their first layers samples of its infinite one"),
+    "rule": ("[expectation] particle_rule = {rule!r}: against [model] first_layer = 'infinite' the finite networks' "
+             "second layers are subsets of the reference's M2 particles, which must be i.i.d. draws like a finite "
+             "network's neurons: set particle_rule = 'random'"),
+    "reference": ("[finite] reference = 'radial': with [model] first_layer = 'infinite' the run itself is the "
+                  "reference (its first layer is exact); use reference = 'particles'"),
+}
 
 
 def check(config):
@@ -131,8 +161,13 @@ def check(config):
     opts = settings(config)
     if config["expectation"]["method"] != "samples":
         raise ValueError(CLOSED_FORM_MESSAGE)
-    if config["model"]["first_layer"] == "infinite":
-        raise ValueError(INFINITE_MESSAGE)
+    if opts["split"]:
+        if opts["reference_solver"] != "particles":
+            raise ValueError(SPLIT_MESSAGES["reference"])
+        if opts["coupling"] != "subsample":
+            raise ValueError(SPLIT_MESSAGES["coupling"])
+        if config["expectation"]["particle_rule"] != "random":
+            raise ValueError(SPLIT_MESSAGES["rule"].format(rule=config["expectation"]["particle_rule"]))
     if opts["reference_solver"] == "radial":
         try:
             radial_reference_config(config)
@@ -145,6 +180,17 @@ def radial_reference_config(config):
     """The config of the symmetry-reduced reference: ``config`` with ``[expectation] method =
     "radial"`` and ``[finite] reference_particles`` reduced particles (its run file stores it)."""
     return radial_variant(config, config["finite"]["reference_particles"], config["expectation"]["seed"])
+
+
+def finite_data_config(config):
+    """The config whose simulation gives the finite networks of the two-width split their
+    data: ``config`` with a first layer of max(layer1_widths) particles (same seed, so the
+    same training and evaluation sets, :func:`meanfield.flow.estimators.samples`)."""
+    model = {**config["model"], "first_layer": "particles",
+             "width": [max(config["finite"]["layer1_widths"]), config["model"]["width"][1]]}
+    expectation = {key: value for key, value in config["expectation"].items() if key != "particle_rule"}
+    finite = {**config["finite"], "widths": [], "layer1_widths": None, "layer2_widths": None}
+    return parse(config_text({**config, "model": model, "expectation": expectation, "finite": finite}))
 
 
 def _data(simulation):
@@ -180,15 +226,11 @@ def make_trainer(simulation, network, optimizer, lr, batch, n_train, replicate_s
         temperature=flow["temperature"], rng=seeding.stream(seed, "batches", replicate_seed))
 
 
-def coarse_reference(simulation, times):
-    """The mean-field solver on the first N/4 reference particles (same integrator, cuts,
-    schedule and samples): states (K, P') at ``times`` and the coarse network."""
-    config = simulation.config
-    flow, seed = config["flow"], config["seed"]
-    ref = simulation.network
-    coarse = max(1, ref.widths[0] // COARSE_RATIO) if ref.layers == 2 else \
-        [max(1, w // COARSE_RATIO) for w in ref.widths]
-    network, state, _ = couple(ref, simulation.initial_state, coarse, "subsample", 0, 0, seed)
+def follow(simulation, network, state, times):
+    """The mean-field flow of ``network`` from ``state`` with the simulation's integrator,
+    cuts, schedule and expectation: (states (K, P) at ``times``, NaN rows where it stopped
+    early, and the outcome)."""
+    flow = simulation.config["flow"]
     mf = Flow(network, simulation.expectation, flow["weight_decay"])
     recorder = StateRecorder(times, simulation.recording_times()[0])
     outcome = simulation.make_controller(mf, [recorder]).run(state.astype(simulation.dtype), flow["time"])
@@ -196,6 +238,17 @@ def coarse_reference(simulation, times):
     for k, t in enumerate(times):
         if float(t) in recorder.states:
             states[k] = recorder.states[float(t)]
+    return states, outcome
+
+
+def coarse_reference(simulation, times):
+    """The mean-field solver on the first N/4 reference particles (:func:`follow`): states
+    (K, P') at ``times``, the coarse network and the outcome."""
+    ref = simulation.network
+    coarse = max(1, ref.widths[0] // COARSE_RATIO) if ref.layers == 2 else \
+        [max(1, w // COARSE_RATIO) for w in ref.widths]
+    network, state, _ = couple(ref, simulation.initial_state, coarse, "subsample", 0, 0, simulation.config["seed"])
+    states, outcome = follow(simulation, network, state, times)
     return network, states, outcome
 
 
@@ -226,9 +279,12 @@ def run_comparison(config, path, force=False, resume=False, progress=False, plot
     opts = check(config)
     if progress is None:
         progress = config["output"]["progress"]
-    simulation = Simulation(config)                # the finite networks' data and evaluation sets
+    split = opts["split"]
+    # the finite networks' data and evaluation sets, and the reference
+    simulation = Simulation(finite_data_config(config) if split else config)
     radial_reference = opts["reference_solver"] == "radial"
-    reference = Simulation(radial_reference_config(config)) if radial_reference else simulation
+    reference = Simulation(radial_reference_config(config) if radial_reference else config) \
+        if radial_reference or split else simulation
     status, message = _reference_run(reference, path, force, resume, progress)
     summary = {"path": os.fspath(path), "status": status, "message": message, "warnings": [],
                "reference_solver": opts["reference_solver"]}
@@ -245,7 +301,7 @@ def run_comparison(config, path, force=False, resume=False, progress=False, plot
 
     widths, seeds, layers = opts["widths"], opts["seeds"], opts["layers"]
     W, S, K = len(widths), len(seeds), len(times)
-    results = {name: np.full((W, S, K), np.nan) for name in METRICS}
+    results = {name: np.full((W, S, K), np.nan) for name in METRICS + (SPLIT_METRICS if split else ())}
     two_layer = layers == 2 and not radial_reference     # W2 between clouds of neurons
     w2_method = None
     if two_layer:
@@ -255,15 +311,35 @@ def run_comparison(config, path, force=False, resume=False, progress=False, plot
         ref_clouds = [comparison.particle_cloud(ref_net, s) for s in ref_states]
         if w2_method == "sliced":
             ref_clouds = [comparison.SlicedTarget(*cloud, seed=k) for k, cloud in enumerate(ref_clouds)]
-    runs, outputs = {}, {}
+    runs, outputs, perfect = {}, {}, {}
 
     def train(width, index, replicate_seed, optimizer, lr, batch):
-        network, state0, info = couple(ref_net, simulation.initial_state, width, opts["coupling"], index,
-                                       replicate_seed, config["seed"], config["model"]["init"], simulation.dtype)
+        if split:
+            network, state0, _, _, info = couple_split(ref_net, reference.initial_state, width, index,
+                                                       replicate_seed, config["seed"])
+        else:
+            network, state0, info = couple(ref_net, simulation.initial_state, width, opts["coupling"], index,
+                                           replicate_seed, config["seed"], config["model"]["init"], simulation.dtype)
         trainer = make_trainer(simulation, network, optimizer, lr, batch, opts["n_train"], replicate_seed)
         run = trainer.run(state0, times)
         run.extra.update(info)
         return network, run
+
+    def perfect_outputs(width, index, replicate_seed):
+        """f_perfect at the evaluation set (K, n): the reference's flow of the infinite first layer
+        under the m2 second-layer neurons of ``width`` (the reference itself when m2 = M2)."""
+        key = (width[1], index)
+        if key not in perfect:
+            if width[1] == ref_net.width2:
+                perfect[key] = f_ref
+            else:
+                _, _, network, state0, _ = couple_split(ref_net, reference.initial_state, width, index,
+                                                        replicate_seed, config["seed"])
+                states, outcome = follow(reference, network, state0, times)
+                if outcome.status != "finished":
+                    _warn(summary, f"perfect network m2 = {width[1]} seed {replicate_seed}: {outcome.message}")
+                perfect[key] = _outputs(network, states, Xe)
+        return perfect[key]
 
     bar = _bar(W * S, progress)
     for i, width in enumerate(widths):
@@ -276,6 +352,14 @@ def run_comparison(config, path, force=False, resume=False, progress=False, plot
                 results[name][i, j] = terms[name]
             results["decomposition_residual"][i, j] = terms["residual"]
             results["train_loss"][i, j] = comparison.half_square_loss(_outputs(finite, run.states, X), y, w)
+            if split:
+                f_p = perfect_outputs(width, j, replicate_seed)
+                loss_perfect = comparison.half_square_loss(f_p, ye, we)
+                results["distance_layer1"][i, j] = comparison.function_distance(f_m, f_p, we)
+                results["distance_layer2"][i, j] = comparison.function_distance(f_p, f_ref, we)
+                results["loss_perfect"][i, j] = loss_perfect
+                results["term_layer1"][i, j] = terms["loss"] - loss_perfect
+                results["term_layer2"][i, j] = loss_perfect - ref_loss
             if two_layer:
                 for k in range(K):
                     if np.isfinite(run.states[k]).all():
@@ -294,13 +378,23 @@ def run_comparison(config, path, force=False, resume=False, progress=False, plot
 
     sizes = np.array([_size(m) for m in widths], dtype=float)
     model, reference_size = fit_model(opts)
-    curves, fits = comparison.fit_exponent_over_time(sizes, results["distance"], opts["confidence"],
+    fitted, distance = np.ones(W, dtype=bool), results["distance"]
+    split_fit = None
+    if split:
+        M2 = ref_net.width2
+        fitted = np.array([m[1] == M2 for m in widths])            # the m1 sweep; the others vary m2
+        sizes = np.array([m[0] if m[1] == M2 else m[1] for m in widths], dtype=float)
+        distance = np.where(fitted[:, None, None], results["distance_layer1"], np.nan)
+        second = comparison.fit_exponent_over_time(sizes[~fitted], results["distance_layer2"][~fitted],
+                                                   opts["confidence"], opts["bootstrap"], seed=config["seed"],
+                                                   model="subsample", reference_size=M2)
+        split_fit = {"curves": second[0], "final": second[1][-1], "layer1": fitted}
+        summary["layer2_fit"] = _fit_summary(vars(second[1][-1]))
+    curves, fits = comparison.fit_exponent_over_time(sizes[fitted], distance[fitted], opts["confidence"],
                                                      opts["bootstrap"], seed=config["seed"], model=model,
                                                      reference_size=reference_size)
     final = fits[-1]
-    summary.update(alpha=final.alpha, alpha_low=final.alpha_low, alpha_high=final.alpha_high,
-                   prefactor=final.prefactor, prefactor_low=final.prefactor_low,
-                   prefactor_high=final.prefactor_high, fit_model=model, reference_size=reference_size,
+    summary.update(_fit_summary(vars(final)), fit_model=model, reference_size=reference_size,
                    time=float(times[-1]), confidence=opts["confidence"], fit_method=final.method,
                    widths=widths, sizes=sizes.tolist(), w2_method=w2_method,
                    distance_final={schema.width_label(m):
@@ -341,7 +435,7 @@ def run_comparison(config, path, force=False, resume=False, progress=False, plot
         quality = {"distance": np.full(K, np.nan), "error": error, "coarse_size": refinement["refined_particles"],
                    "ratio": ratio, "status": "finished"}
         summary.update(reference_error=float(error[-1]), reference_error_ratio=ratio)
-    elif opts["reference_check"]:
+    elif opts["reference_check"] and not split:       # the split's layer-2 fit models the reference's M2
         coarse_net, coarse_states, coarse_outcome = coarse_reference(simulation, times)
         f_coarse = _outputs(FiniteNetwork(coarse_net), coarse_states, Xe)
         distance = comparison.function_distance(f_coarse, f_ref, we)
@@ -355,12 +449,19 @@ def run_comparison(config, path, force=False, resume=False, progress=False, plot
     summary["trusted"] = _trust_checks(summary, opts, widths, quality)
 
     write_finite(path, opts, times, widths, sizes, seeds, results, runs, ref_loss, ref_train_loss, curves, final,
-                 budget, quality, summary, w2_method)
+                 budget, quality, summary, w2_method, split_fit)
     if config["output"]["plot"] if plot is None else plot:
         from meanfield.plotting import finite_figures
 
         summary["plots"] = finite_figures(path, formats=("png",))
     return summary
+
+
+def _fit_summary(fit):
+    """alpha, its interval and the prefactor C with its interval of an exponent fit (a
+    mapping: stored attributes, or ``vars`` of an :class:`~meanfield.analysis.comparison.ExponentFit`)."""
+    return {name: float(fit[name]) for name in ("alpha", "alpha_low", "alpha_high", "prefactor",
+                                                           "prefactor_low", "prefactor_high")}
 
 
 def _reference_run(reference, path, force, resume, progress):
@@ -395,6 +496,9 @@ def _trust_checks(summary, opts, widths, quality):
     reference = opts["reference"]
     largest = max(widths, key=_size)
     sizes = [largest] if np.isscalar(largest) else list(largest)
+    if opts["split"]:          # only the second layer is a subset of the reference's particles
+        largest = max(opts["layer2_widths"])
+        sizes, reference, widths = [largest], reference[1:], [[w] for w in opts["layer2_widths"]]
     if opts["reference_solver"] == "particles" and any(m > CLOSE_FRACTION * n for m, n in zip(sizes, reference)):
         trusted = False
         _warn(summary, f"the largest width {schema.width_label(largest)} is more than 1/{round(1 / CLOSE_FRACTION)} "
@@ -426,15 +530,16 @@ def summary_from_file(path):
         return {**summary, "status": "interrupted", "message": "the reference finished, the finite widths did not"}
     fit = finite[f"{schema.FINITE_SUMMARY}@"]
     distance = finite["distance"]
-    summary.update(alpha=fit["alpha"], alpha_low=fit["alpha_low"], alpha_high=fit["alpha_high"],
-                   prefactor=fit["prefactor"], prefactor_low=fit["prefactor_low"],
-                   prefactor_high=fit["prefactor_high"], fit_model=fit["model"],
+    summary.update(_fit_summary(fit), fit_model=fit["model"],
                    reference_size=fit["reference_size"] if fit["reference_size"] > 0 else None,
                    confidence=fit["confidence"], fit_method=fit["method"], time=fit["time"],
                    trusted=bool(fit["trusted"]), warnings=[w for w in fit["warnings"].split("\n") if w],
                    reference_solver=finite["@"]["reference_solver"],
                    distance_final={schema.width_label(m): float(np.sqrt(np.nanmean(distance[i, :, -1] ** 2)))
                                    for i, m in enumerate(finite["widths"])})
+    if f"{schema.FINITE_SPLIT}@" in finite:
+        summary["layer2_fit"] = _fit_summary(finite[f"{schema.FINITE_SPLIT}@"])
+        summary["reference_size_layer2"] = int(finite[f"{schema.FINITE_SPLIT}@"]["reference_size"])
     if f"{schema.FINITE_BUDGET}@" in finite:
         summary["budget_final"] = {name: float(finite[f"{schema.FINITE_BUDGET}/{name}_rms"][-1])
                                    for name in schema.BUDGET_PARTS}
@@ -515,13 +620,21 @@ def summary_lines(summary):
     if summary["status"] != "finished":
         lines.append(f"reference run {summary['status']}: {summary['message']}; no comparison")
         return lines
-    model = {"bare": "D = C m^-alpha",
-             "subsample": f"D^2 = C^2 (m^-2alpha - N^-2alpha), N = {summary['reference_size']}",
-             "independent": f"D^2 = C^2 (m^-2alpha + N^-2alpha), N = {summary['reference_size']}"}[summary["fit_model"]]
-    lines.append(f"alpha = {summary['alpha']:.4g}  [{summary['alpha_low']:.4g}, {summary['alpha_high']:.4g}]  "
-                 f"C = {summary['prefactor']:.4g}  [{summary['prefactor_low']:.4g}, {summary['prefactor_high']:.4g}]  "
-                 f"({summary['confidence']:.0%} intervals, {summary['fit_method']}; fit {model}) "
-                 f"at t = {summary['time']:.6g}; theory: alpha = 1/2")
+    intervals = f"{summary['confidence']:.0%} intervals, {summary['fit_method']}"
+    if "layer2_fit" in summary:
+        M2 = summary["reference_size_layer2"]
+        lines.append(_fit_line("first layer: alpha1", summary, f"{intervals}; fit D1 = ||f - f_perfect|| = "
+                                                             "C1 m1^-alpha1 at m2 = M2"))
+        lines.append(_fit_line("second layer: alpha2", summary["layer2_fit"],
+                               f"fit D2 = ||f_perfect - f_ref||, D2^2 = C2^2 (m2^-2alpha2 - M2^-2alpha2), M2 = {M2}"))
+        lines[-1] += f" at t = {summary['time']:.6g}; theory: alpha1 = alpha2 = 1/2"
+    else:
+        model = {"bare": "D = C m^-alpha",
+                 "subsample": f"D^2 = C^2 (m^-2alpha - N^-2alpha), N = {summary['reference_size']}",
+                 "independent": f"D^2 = C^2 (m^-2alpha + N^-2alpha), N = {summary['reference_size']}"
+                 }[summary["fit_model"]]
+        lines.append(_fit_line("alpha", summary, f"{intervals}; fit {model}") +
+                     f" at t = {summary['time']:.6g}; theory: alpha = 1/2")
     lines.append("D(t) at the final time: " + "  ".join(f"m={label}: {d:.4g}"
                                                         for label, d in summary["distance_final"].items()))
     if "budget_final" in summary:
@@ -535,3 +648,8 @@ def summary_lines(summary):
     for name, plot in summary.get("plots", {}).items():
         lines.append(f"{name} plot: {plot}")
     return lines
+
+
+def _fit_line(name, fit, how):
+    return (f"{name} = {fit['alpha']:.4g}  [{fit['alpha_low']:.4g}, {fit['alpha_high']:.4g}]  "
+            f"C = {fit['prefactor']:.4g}  [{fit['prefactor_low']:.4g}, {fit['prefactor_high']:.4g}]  ({how})")

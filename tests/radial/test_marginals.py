@@ -56,3 +56,22 @@ def test_d1_symmetric_uniform_is_reducible():
     m = reduced_marginal({"law": "uniform", "low": -2.0, "high": 2.0}, "layer1", "weight", 1)
     x, w = m.gauss(8)
     assert w @ x ** 2 == pytest.approx(4 / 3, rel=1e-14)
+
+
+def test_the_random_rule_draws_iid_particles_of_the_initial_law():
+    """rule = "random": exactly the requested count, equal weights, the law's moments within
+    4 standard errors, the same points for the same seed and others for another."""
+    init = {"layer1": {"weight": {"law": "normal", "scale": 1.0}, "bias": {"law": "uniform", "low": -1.0,
+                                                                            "high": 3.0}},
+            "readout": {"weight": {"law": "normal", "scale": 2.0}}}
+    network, flat = build_reduced(2, 6, init, 3000, rule="random", seed=5)
+    assert network.width == 3000
+    np.testing.assert_allclose(network.p, np.full(3000, 1 / 3000), rtol=1e-14)
+    P = network.layout.unpack(flat)
+    r, b, a = P["layer1"]["radius"], P["layer1"]["bias"], P["readout"]["weight"]
+    se = lambda x: x.std() / math.sqrt(len(x))
+    assert abs(np.mean(r ** 2) - 6.0) < 4 * se(r ** 2)                   # r^2 ~ chi^2_6
+    assert abs(b.mean() - 1.0) < 4 * se(b) and abs(a.mean()) < 4 * se(a)
+    assert abs(np.corrcoef(b, a)[0, 1]) < 4 / math.sqrt(3000)            # independent coordinates
+    np.testing.assert_array_equal(build_reduced(2, 6, init, 3000, rule="random", seed=5)[1], flat)
+    assert not np.array_equal(build_reduced(2, 6, init, 3000, rule="random", seed=6)[1], flat)
