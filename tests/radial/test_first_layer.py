@@ -142,14 +142,6 @@ def test_refusals_name_the_key(text):
     assert str(info.value) == REFUSALS[text]
 
 
-def test_compare_refuses_the_infinite_first_layer():
-    from meanfield.studies.finite_width import INFINITE_MESSAGE, check
-
-    with pytest.raises(ValueError, match="first_layer = 'infinite'") as info:
-        check(config.parse(INFINITE + "width = 8\n[finite]\nwidths = [[4, 4]]\n"))
-    assert str(info.value) == INFINITE_MESSAGE
-
-
 # --------------------------------------------------------------------------- runs
 
 RUN = INFINITE + """width = [4, 8]
