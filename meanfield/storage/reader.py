@@ -229,7 +229,8 @@ class RunFile:
 
     def _finite_lines(self):
         """The /finite part of the summary: widths and seeds, the exponent alpha with its
-        interval, whether the fit is trusted, the reference's own error and the warnings."""
+        interval (alpha1 and alpha2 of the two-width split), whether the fit is trusted, the
+        reference's own error and the warnings."""
         if schema.FINITE not in self.file:
             return []
         group = self.file[schema.FINITE]
@@ -239,12 +240,16 @@ class RunFile:
         lines = [f"finite: {attrs.get('status', '?')}; widths {widths} x {seeds} seeds "
                  f"({attrs.get('optimizer', '?')}, lr {attrs.get('lr', float('nan')):.6g}, "
                  f"reference {attrs.get('reference_solver', '?')})"]
-        summary = group.get(schema.FINITE_SUMMARY)
-        if summary is not None and "alpha" in summary.attrs:
-            fit = summary.attrs
-            lines.append(f"alpha = {fit['alpha']:.4g}  [{fit['alpha_low']:.4g}, {fit['alpha_high']:.4g}]  "
+        summary, split = group.get(schema.FINITE_SUMMARY), group.get(schema.FINITE_SPLIT)
+        fits = [("alpha", summary)] if split is None else [("alpha1 (first layer)", summary),
+                                                            ("alpha2 (second layer)", split)]
+        for name, fit in fits:
+            if fit is None or "alpha" not in fit.attrs:
+                continue
+            fit = fit.attrs
+            lines.append(f"{name} = {fit['alpha']:.4g}  [{fit['alpha_low']:.4g}, {fit['alpha_high']:.4g}]  "
                          f"({100 * fit.get('confidence', float('nan')):.3g}% interval) at t = {fit.get('time', 0):.6g}; "
-                         f"trusted: {'yes' if fit.get('trusted', False) else 'no'}")
+                         f"trusted: {'yes' if summary.attrs.get('trusted', False) else 'no'}")
         quality = group.get(schema.FINITE_QUALITY)
         if quality is not None and "error" in quality.attrs:
             lines.append(f"reference's own error: {quality.attrs['error']:.4g} "

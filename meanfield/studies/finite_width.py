@@ -540,6 +540,14 @@ def summary_from_file(path):
     if f"{schema.FINITE_SPLIT}@" in finite:
         summary["layer2_fit"] = _fit_summary(finite[f"{schema.FINITE_SPLIT}@"])
         summary["reference_size_layer2"] = int(finite[f"{schema.FINITE_SPLIT}@"]["reference_size"])
+        final = {name: finite[name][:, :, -1] for name in SPLIT_METRICS + ("loss",)}
+        summary["split_final"] = [
+            {"width": schema.width_label(m), "R_m": float(np.nanmean(final["loss"][i])),
+             "R_ref": float(finite[f"{schema.FINITE_REFERENCE}/loss"][-1]),
+             **{name: float(np.nanmean(final[name][i])) for name in ("term_layer1", "term_layer2")},
+             **{name: float(np.sqrt(np.nanmean(final[name][i] ** 2))) for name in ("distance_layer1",
+                                                                                    "distance_layer2")}}
+            for i, m in enumerate(finite["widths"])]
     if f"{schema.FINITE_BUDGET}@" in finite:
         summary["budget_final"] = {name: float(finite[f"{schema.FINITE_BUDGET}/{name}_rms"][-1])
                                    for name in schema.BUDGET_PARTS}
@@ -603,6 +611,10 @@ class FiniteWidthStudy(Study):
         if "distance_final" in summary:
             tables.append(Table("distance", f"D at the final time t = {summary['time']:.6g} (rms over seeds)",
                                 [{"width": label, "D": d} for label, d in summary["distance_final"].items()]))
+        if "split_final" in summary:
+            tables.append(Table("split", f"The two-width split at t = {summary['time']:.6g}: R_m = R_ref + "
+                                         "term_layer1 + term_layer2 (means over seeds), D1 = ||f - f_perfect|| and "
+                                         "D2 = ||f_perfect - f_ref|| (rms over seeds)", summary["split_final"]))
         return Analysis(summary_lines(summary), tables, figures, summary["warnings"])
 
     def report_path(self, settings):

@@ -90,6 +90,11 @@ def test_both_exponents_are_fitted_with_their_models(split):
     lines = "\n".join(summary_lines(again))
     assert "first layer: alpha1" in lines and "second layer: alpha2" in lines and "M2 = 64" in lines
     assert set(summary["plots"]) == {"alpha", "distance", "split"}
+    for row in again["split_final"]:
+        assert row["R_m"] == pytest.approx(row["R_ref"] + row["term_layer1"] + row["term_layer2"], rel=1e-12)
+    with RunFile(split[-1]) as run:
+        info = "\n".join(run.summary_lines())
+    assert "alpha1 (first layer) = " in info and "alpha2 (second layer) = " in info
 
 
 @pytest.mark.parametrize("finite, rule, message", [
