@@ -220,7 +220,7 @@ class ExponentFit:
     alpha_high: float
     prefactor: float           # C of the model
     confidence: float
-    method: str                # bootstrap | t-interval | none
+    method: str                # bootstrap | t-interval | none | at-bound
     used: np.ndarray           # mask of the sizes that entered the fit
     prefactor_low: float = float("nan")
     prefactor_high: float = float("nan")
@@ -272,13 +272,17 @@ def _coupled_estimate(sizes, rms, model, reference_size):
 
 
 ALPHA_BOUNDS = (0.01, 4.0)       # the coupled models' search interval for alpha
+BOUND_TOLERANCE = 1e-6            # an estimate this close to a bound is the bound
+AT_BOUND = "at-bound"             # the method of a fit whose estimate is a bound (alpha NaN)
 
 
 def fit_exponent(sizes, distances, confidence=0.9, bootstrap=2000, seed=0, model="bare", reference_size=None):
     """Fit D(m) = model_curve(m; alpha, C) to ``distances`` (W widths x S seeds) at ``sizes`` (W,).
 
     Sizes whose distances are not all finite and positive are left out (and, for the
-    subsample model, sizes >= N).  The point estimate fits the root mean square over
+    subsample model, sizes >= N).  A coupled model whose estimate is a bound of
+    ALPHA_BOUNDS has no exponent: alpha, C and the intervals are NaN and the method is
+    AT_BOUND.  The point estimate fits the root mean square over
     seeds, by least squares in log D; the intervals are estimate +- t_{S-1} se with se the
     bootstrap standard error over seeds (S >= 2), or the regression t-interval (S = 1, W >= 3).
     """
@@ -305,6 +309,10 @@ def fit_exponent(sizes, distances, confidence=0.9, bootstrap=2000, seed=0, model
                 return _coupled_estimate(m, rms, model, reference_size)
             return tuple(np.array(v) for v in zip(*(_coupled_estimate(m, r, model, reference_size) for r in rms)))
     alpha, log_c = (float(v) for v in estimate(rms))
+    if model != "bare" and min(abs(alpha - bound) for bound in ALPHA_BOUNDS) < BOUND_TOLERANCE:
+        # the coupled model's least squares has no minimum inside the search interval (D does
+        # not fall like a power of m over these sizes): no exponent to report
+        return ExponentFit(nan, nan, nan, nan, confidence, AT_BOUND, used, model=model)
     tail = 0.5 * (1.0 - confidence)
 
     def fit(method, alpha_se, log_c_se, dof):

@@ -36,6 +36,12 @@ distance to the limit: for the P of ``distance_parameters``, finite networks of 
 depths against the exact limit (``meanfield compare`` with the reduced reference),
 D(m) = sqrt(E (f_m - f_limit)^2) at the final time with its fit D = C m^(-alpha) per d
 (m the width, m1 = m2 for three layers) and the final relative test loss against d.
+For three layers, which layer's width matters: the two-width split (``meanfield
+compare`` against the perfect first layer with M2 i.i.d. second-layer particles,
+:mod:`meanfield.studies.finite_width`) per d of ``finite_dimensions``, m1 over
+``split_widths.layer1`` at m2 = M2 and m2 over ``split_widths.layer2``: the first
+layer's D1 = C1 m1^(-alpha1) and the second layer's D2^2 = C2^2 (m2^(-2 alpha2) -
+M2^(-2 alpha2)), and the loss terms R_m = R_ref + first-layer term + second-layer term.
 
 The study config (``data/depth_separation.toml``) holds a ``[study]`` table (dimensions,
 epsilons, reduced particle counts, the finite-width settings) and a ``[base]`` run
@@ -61,7 +67,8 @@ from meanfield.studies.study import Study
 
 DEPTHS = (2, 3)
 STUDY_KEYS = {"dimensions": list, "epsilons": list, "particles": dict, "finite_dimensions": list,
-              "width_epsilons": list, "parameter_ladder": list, "distance_parameters": list, "seeds": int, "n": int}
+              "width_epsilons": list, "parameter_ladder": list, "distance_parameters": list, "split_widths": dict,
+              "seeds": int, "n": int}
 CONFIG_KEYS = ("study", "quick", "base")
 DEFAULT_CONFIG = "depth_separation.toml"
 
@@ -110,6 +117,11 @@ def read_settings(path, quick):
     distance = study["distance_parameters"]
     if len(distance) < 2 or not all(isinstance(p, int) and p >= 1 for p in distance):
         raise ConfigError(f"[study] distance_parameters must be two or more integers >= 1, got {distance!r}")
+    split = study["split_widths"]
+    if set(split) != {"layer1", "layer2"} or not all(
+            isinstance(v, list) and v and all(isinstance(m, int) and m >= 1 for m in v) for v in split.values()):
+        raise ConfigError("[study] split_widths must be { layer1 = [m1, ...], layer2 = [m2, ...] } with integers "
+                          f">= 1, got {split!r}")
     if study["seeds"] < 1 or study["n"] < 1:
         raise ConfigError("[study] seeds and n must be >= 1")
     return study, base, text
@@ -170,6 +182,29 @@ def comparison_config(base, depth, d, parameters, seeds, n, particles):
                         "reference": "radial", "reference_particles": reference, "budget": False,
                         "reference_check": False, "store_states": False}
     return config
+
+
+def split_config(base, d, particles, widths, seeds, n):
+    """The run config (raw) of the three-layer two-width split in dimension d: the perfect
+    first layer (frozen, the sphere of radius sqrt(d), bias 0) with M2 = particles
+    three_layers i.i.d. second-layer particles on n samples, finite networks of
+    ``widths`` {layer1: [m1 ...], layer2: [m2 ...]}, ``seeds`` replicates."""
+    config = copy.deepcopy(base)
+    config.setdefault("problem", {})["d"] = d
+    config.setdefault("model", {}).update(layers=3, first_layer="infinite", width=particles["three_layers"])
+    config["expectation"] = {"method": "samples", "n": n, "eval_n": n, "particle_rule": "random"}
+    config.setdefault("flow", {}).setdefault("timescale", {})["layer1"] = 0.0
+    config["finite"] = {"layer1_widths": widths["layer1"], "layer2_widths": widths["layer2"], "seeds": seeds,
+                        "budget": False, "store_states": False}
+    return config
+
+
+def _exponent(row, layer):
+    """"alphaL = a [low, high], CL = c" of a split row, or why there is none."""
+    if not np.isfinite(row[f"alpha{layer}"]):
+        return f"alpha{layer} not identified (D{layer} does not fall like a power of m{layer} over these widths)"
+    return (f"alpha{layer} = {row[f'alpha{layer}']:.3g} [{row[f'alpha{layer}_low']:.3g}, "
+            f"{row[f'alpha{layer}_high']:.3g}], C{layer} = {row[f'C{layer}']:.3g}")
 
 
 def relative_test_loss(row):
@@ -259,6 +294,9 @@ class DepthSeparationStudy(Study):
                     parse(config_text(finite_config(base, depth, d, study["parameter_ladder"][0], 0, study["n"])))
                     parse(config_text(comparison_config(base, depth, d, study["distance_parameters"], study["seeds"],
                                                         study["n"], study["particles"])))
+                    if depth == 3:
+                        parse(config_text(split_config(base, d, study["particles"], study["split_widths"],
+                                                       study["seeds"], study["n"])))
                 except ConfigError as exc:
                     raise ConfigError(f"{path}: the finite {depth}-layer network at d = {d}: {exc}") from None
         return {"config_text": text, "directory": os.fspath(directory), "epsilons": study["epsilons"],
@@ -273,6 +311,11 @@ class DepthSeparationStudy(Study):
                                              study["n"], study["particles"]),
                            {"depth": depth, "d": d, "comparison": True}, kind=COMPARISON)
                  for d in study["finite_dimensions"] for depth in DEPTHS]
+        jobs += [self._job(settings, f"split-3layers-d{d}",
+                           split_config(settings["base"], d, study["particles"], study["split_widths"], study["seeds"],
+                                        study["n"]),
+                           {"depth": 3, "d": d, "split": True}, kind=COMPARISON)
+                 for d in study["finite_dimensions"]]
         planned = set()
         for search in self._searches(settings, rows).values():
             for parameters in search.probes:
@@ -319,7 +362,7 @@ class DepthSeparationStudy(Study):
         curves, functions, table, warnings = {}, {}, [], []
         for job, row in zip(jobs, rows):
             depth, d = job.params["depth"], job.params["d"]
-            if "parameters" in job.params or "comparison" in job.params:      # finite networks: below
+            if {"parameters", "comparison", "split"} & set(job.params):      # finite networks: below
                 continue
             if row["status"] != "finished":
                 warnings.append(f"{job.name}: {row['status']} ({row['action']}); left out")
@@ -356,6 +399,16 @@ class DepthSeparationStudy(Study):
                                 "loss of the largest P (mean and standard deviation over seeds)", distances))
             figures.append(("Distance to the limit D(m) and the final relative test loss",
                             self._distance_figure(settings, jobs, distances)))
+        splits = self._splits(jobs, warnings)
+        if splits:
+            tables.append(Table("split", "Three layers, the two-width split at the final time: D1 = ||f - f_perfect|| "
+                                "= C1 m1^(-alpha1) at m2 = M2, D2 = ||f_perfect - f_ref|| with D2^2 = C2^2 "
+                                "(m2^(-2 alpha2) - M2^(-2 alpha2)); the loss terms R_m - R_perfect at the smallest "
+                                "m1 and R_perfect - R_ref at the smallest m2 (means over seeds)", splits))
+            figures.append(("Three layers: the first layer's error against m1 and the second layer's against m2",
+                            self._split_figure(settings, splits)))
+            findings += [f"3 layers, d = {row['d']}: first layer {_exponent(row, 1)}; second layer {_exponent(row, 2)}"
+                         for row in splits]
         if fits:
             tables.append(Table("growth", "Growth of the parameters needed with d: power law A d^p and "
                                 "exponential A e^(r d), least squares in log P", fits))
@@ -424,6 +477,67 @@ class DepthSeparationStudy(Study):
                         "relative test loss": float(np.mean(largest)), "std over seeds": float(np.std(largest)),
                         "path": job.path})
         return out
+
+    @staticmethod
+    def _splits(jobs, warnings):
+        out = []
+        for job in jobs:
+            if "split" not in job.params:
+                continue
+            summary = summary_from_file(job.path)
+            if summary["status"] != "finished":
+                warnings.append(f"{job.name}: {summary['status']} ({summary['message']}); left out")
+                continue
+            rows = summary["split_final"]
+            second = summary["layer2_fit"]
+            M2 = summary["reference_size_layer2"]
+            out.append({"d": job.params["d"], "M2": M2,
+                        **{f"{name}1{end}": summary[f"{key}{end}"] for name, key in (("alpha", "alpha"),
+                                                                                     ("C", "prefactor"))
+                           for end in ("", "_low", "_high")},
+                        **{f"{name}2{end}": second[f"{key}{end}"] for name, key in (("alpha", "alpha"),
+                                                                                    ("C", "prefactor"))
+                           for end in ("", "_low", "_high")},
+                        "term_layer1 (smallest m1)": rows[0]["term_layer1"],
+                        "term_layer2 (smallest m2)": min((row for row in rows if row["distance_layer2"] > 0),
+                                                         key=lambda row: int(row["width"].split("x")[1]),
+                                                         default={"term_layer2": float("nan")})["term_layer2"],
+                        "R_ref": rows[0]["R_ref"], "path": job.path})
+        return out
+
+    @staticmethod
+    def _split_figure(settings, splits):
+        from matplotlib.ticker import NullFormatter
+
+        from meanfield.analysis.comparison import model_curve
+        from meanfield.plotting.common import plt, save
+
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+        dimensions = settings["study"]["finite_dimensions"]
+        for entry in splits:
+            with RunFile(entry["path"]) as run:
+                finite = run.finite()
+            sweep = finite["split/layer1_sweep"].astype(bool)
+            colour = f"C{dimensions.index(entry['d'])}"
+            for ax, rows, name, layer in ((axes[0], sweep, "distance_layer1", 1), (axes[1], ~sweep, "distance_layer2", 2)):
+                sizes = finite["size"][rows]
+                D = np.sqrt(np.nanmean(finite[name][rows][:, :, -1] ** 2, axis=1))
+                alpha, C = entry[f"alpha{layer}"], entry[f"C{layer}"]
+                ax.loglog(sizes, D, "o", color=colour, label=f"d = {entry['d']}: alpha{layer} = {alpha:.2f}, "
+                                                             f"C{layer} = {C:.3g}")
+                if np.isfinite(alpha):
+                    model = ("bare", None) if layer == 1 else ("subsample", entry["M2"])
+                    ax.loglog(sizes, model_curve(sizes, alpha, C, *model), "-", color=colour)
+                ax.set_xticks(sizes, [str(int(m)) for m in sizes])
+                ax.xaxis.set_minor_formatter(NullFormatter())
+        axes[0].set_xlabel("first-layer width m1 (m2 = M2)")
+        axes[0].set_ylabel("D1 = ||f - f_perfect|| (rms over seeds)")
+        axes[1].set_xlabel("second-layer width m2 (m1 fixed)")
+        axes[1].set_ylabel("D2 = ||f_perfect - f_ref|| (rms over seeds)")
+        for ax, title in zip(axes, ("first layer: C1 m1^-alpha1", "second layer: C2 sqrt(m2^-2alpha2 - M2^-2alpha2)")):
+            ax.set_title(title, fontsize=9)
+            ax.legend(fontsize=7)
+        return save(fig, os.path.join(settings["directory"], "split"), formats=("png",))[0]
 
     @staticmethod
     def _distance_figure(settings, jobs, distances):

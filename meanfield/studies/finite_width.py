@@ -394,6 +394,10 @@ def run_comparison(config, path, force=False, resume=False, progress=False, plot
                                                      opts["bootstrap"], seed=config["seed"], model=model,
                                                      reference_size=reference_size)
     final = fits[-1]
+    for name, fit in (("D", final),) if split_fit is None else (("D1", final), ("D2", split_fit["final"])):
+        if fit.method == comparison.AT_BOUND:
+            _warn(summary, f"the fit of {name}(m) has no exponent in {list(comparison.ALPHA_BOUNDS)}: {name} does not "
+                           "fall like a power of the width over these widths; use more widths, wider apart, or more seeds")
     summary.update(_fit_summary(vars(final)), fit_model=model, reference_size=reference_size,
                    time=float(times[-1]), confidence=opts["confidence"], fit_method=final.method,
                    widths=widths, sizes=sizes.tolist(), w2_method=w2_method,

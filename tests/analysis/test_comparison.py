@@ -249,3 +249,14 @@ def test_reference_error_estimate_on_nested_sample_means():
     full, quarter = draws.mean(axis=1), draws[:, :N // 4].mean(axis=1)
     estimate = comparison.reference_error_estimate(np.sqrt(np.mean((quarter - full) ** 2)), ratio=4)
     assert float(estimate) == pytest.approx(np.sqrt(np.mean(full ** 2)), rel=0.05)
+
+
+def test_a_coupled_fit_at_its_bound_reports_no_exponent():
+    """D flat in m: the subsample model's least squares runs to the lower bound of alpha;
+    no exponent (NaN) is reported instead of the bound with a zero-width interval."""
+    sizes = np.array([4.0, 8.0, 16.0])
+    D = np.array([[0.050, 0.052], [0.051, 0.050], [0.052, 0.051]])
+    fit = comparison.fit_exponent(sizes, D, model="subsample", reference_size=64)
+    assert fit.method == "at-bound" and math.isnan(fit.alpha) and math.isnan(fit.alpha_low)
+    falling = comparison.fit_exponent(sizes, D / np.sqrt(sizes / 4)[:, None], model="subsample", reference_size=64)
+    assert falling.method == "bootstrap" and falling.alpha_low < 0.5 < falling.alpha_high

@@ -3,6 +3,7 @@
 import csv
 import filecmp
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,7 @@ finite_dimensions = [2, 3]
 width_epsilons = [0.9]
 parameter_ladder = [16, 64, 256]
 distance_parameters = [32, 128]
+split_widths = { layer1 = [8, 32], layer2 = [1, 2] }
 seeds = 2
 n = 128
 [base.problem]
@@ -91,7 +93,7 @@ def test_the_study_runs_reports_and_skips_what_is_done(tmp_path):
     config.write_text(SMALL)
     result = run_study(STUDY, str(config), output=tmp_path / "out", serial=True, log=lambda line: None)
     assert {row["status"] for row in result.rows} == {"finished"}
-    table, needed, distance, growth = result.analysis.tables
+    table, needed, distance, split, growth = result.analysis.tables
     assert [(row["depth"], row["d"]) for row in table.rows] == [(2, 4), (3, 4), (2, 8), (3, 8)]
     # the bisection: the middle of the ladder first, each probe one run per seed, then narrower
     assert [(row["depth"], row["d"]) for row in needed.rows] == [(2, 2), (3, 2), (2, 3), (3, 3)]
@@ -106,10 +108,17 @@ def test_the_study_runs_reports_and_skips_what_is_done(tmp_path):
     assert [(row["depth"], row["d"]) for row in distance.rows] == [(2, 2), (3, 2), (2, 3), (3, 3)]
     assert all(np.isfinite(row["alpha"]) and row["C_low"] <= row["C"] <= row["C_high"] for row in distance.rows)
     assert all(0 < row["final relative loss"] < 1.5 and row["path norm"] > 0 for row in table.rows)
+    # three layers, the two-width split per d: both exponents fitted
+    assert [row["d"] for row in split.rows] == [2, 3] and all(row["M2"] == 16 for row in split.rows)
+    assert all(np.isfinite(row["alpha1"]) and row["term_layer2 (smallest m2)"] != 0 for row in split.rows)
+    for row in split.rows:          # a second layer too narrow for a power law is said to be one
+        (finding,) = [f for f in result.analysis.findings if f.startswith(f"3 layers, d = {row['d']}: first layer")]
+        assert ("alpha2 = " in finding) == bool(np.isfinite(row["alpha2"]))
+        assert ("alpha2 not identified" in finding) == (not np.isfinite(row["alpha2"]))
     assert result.analysis.findings[0].startswith("d = 4: final relative loss ")
     report = Path(result.report).read_text()
     assert "![Relative loss against time, every d and depth](limit-loss.png)" in report
-    for figure in ("limit-loss", "limit-norms", "limit-functions", "width-needed", "distance"):
+    for figure in ("limit-loss", "limit-norms", "limit-functions", "width-needed", "distance", "split"):
         assert (tmp_path / "out" / f"{figure}.png").stat().st_size > 1000, figure
     again = run_study(STUDY, str(config), output=tmp_path / "out", serial=True, log=lambda line: None)
     assert {row["action"] for row in again.rows} == {"skipped"}
@@ -123,3 +132,21 @@ def test_bad_study_configs_are_refused(tmp_path):
     bad.write_text(SMALL + "[extra]\n")
     with pytest.raises(ConfigError, match=r"unknown table 'extra' in .*bad.toml; allowed: study, quick, base$"):
         STUDY.settings(str(bad), quick=False)
+
+
+@pytest.mark.slow
+def test_the_quick_study_runs_end_to_end(tmp_path):
+    """``meanfield study depth-separation --quick`` on the shipped config: every table and
+    figure the report lists is there."""
+    result = run_study(STUDY, None, quick=True, output=tmp_path / "quick", serial=True, log=lambda line: None)
+    assert {row["status"] for row in result.rows} == {"finished"}
+    names = [table.name for table in result.analysis.tables]
+    assert names == ["limit", "width_needed", "distance", "split", "growth"]
+    report = Path(result.report).read_text()
+    for table in result.analysis.tables:
+        assert (tmp_path / "quick" / f"report-{table.name}.csv").exists(), table.name
+    for caption, path in result.analysis.figures:
+        name = os.path.basename(path)
+        assert f"![{caption}]({name})" in report and os.path.getsize(path) > 1000, name
+    assert {os.path.basename(path) for _, path in result.analysis.figures} == {
+        f"{name}.png" for name in ("limit-loss", "limit-norms", "limit-functions", "width-needed", "distance", "split")}
