@@ -488,6 +488,7 @@ class DepthSeparationStudy(Study):
             if summary["status"] != "finished":
                 warnings.append(f"{job.name}: {summary['status']} ({summary['message']}); left out")
                 continue
+            warnings.extend(f"{job.name}: {warning}" for warning in summary["warnings"])
             rows = summary["split_final"]
             second = summary["layer2_fit"]
             M2 = summary["reference_size_layer2"]
