@@ -10,13 +10,13 @@ scipy; float32 arguments are evaluated in float64):
                 e^r = 1 + 2 r P(r^2) / (Q(r^2) - r P(r^2)), times 2^(n//2) 2^(n - n//2),
                 each factor built from its bits (so subnormal results and overflow to inf
                 come out as in libm; x is clamped to [-746, 710], beyond which e^x is 0 / inf)
-    tanh(x)     |x| < 0.625: x + x^3 P(x^2) / Q(x^2); else 1 - 2 e / (1 + e) with
-                e = exp(-2 min(|x|, 22)) (+-1 in float64 beyond); the sign of x (also of -0)
+    tanh(x)     sign(x) t(|x|): a < 0.625: a + a^3 P(a^2) / Q(a^2); else 1 - 2 e / (1 + e)
+                with e = exp(-2 min(a, 22)) (1 in float64 beyond); the sign of x (also of -0)
     log1p(x)    for -0.29 <= x <= 1: 1 + x <= sqrt 2: x - x^2/2 + x^3 P(x) / Q(x);
                 else ln 2 + log1p((x - 1) / 2) (ln 2 in two parts)
-    erf(x)      |x| <= 1: x T(x^2) / U(x^2); else sign(x) (1 - erfc |x|) with
+    erf(x)      sign(x) e(|x|): a <= 1: a T(a^2) / U(a^2); else 1 - erfc a with
                 erfc a = exp(-a^2) P(a) / Q(a) (a < 8), exp(-a^2) R(a) / S(a) (8 <= a <= 30),
-                as scipy.special.erf computes it
+                the operations of scipy.special.erf
 
 The rational coefficients are those of the Cephes library (S. L. Moshier), from which
 scipy.special's erf comes.
@@ -101,13 +101,16 @@ def exp(x):
 
 @kernel(inline=True)
 def tanh(x):
-    """tanh x for float64 x."""
+    """tanh x for float64 x (one division: the branch's numerator and denominator are
+    selected before dividing)."""
     a = abs(x)
     xx = x * x
-    small = x + x * xx * (_polynomial(xx, _TANH_P) / _polynomial(xx, _TANH_Q))
     e = exp(-2.0 * min(a, 22.0))
-    large = 1.0 - 2.0 * e / (1.0 + e)
-    return math.copysign(small if a < 0.625 else large, x)
+    small = a < 0.625
+    base = a if small else 1.0
+    numerator = a * xx * _polynomial(xx, _TANH_P) if small else -2.0 * e
+    denominator = _polynomial(xx, _TANH_Q) if small else 1.0 + e
+    return math.copysign(base + numerator / denominator, x)
 
 
 @kernel(inline=True)
@@ -120,19 +123,23 @@ def _log1p_near_zero(x):
 @kernel(inline=True)
 def log1p(x):
     """log(1 + x) for float64 x in [sqrt(1/2) - 1, 1] (the range softplus needs)."""
-    halved = (x - 1.0) * 0.5                  # 1 + x = 2 (1 + halved)
-    large = _LN2_HI + (_LN2_LO + _log1p_near_zero(halved))
-    return _log1p_near_zero(x) if 1.0 + x <= _SQRT2 else large
+    near = 1.0 + x <= _SQRT2
+    log = _log1p_near_zero(x if near else (x - 1.0) * 0.5)      # else 1 + x = 2 (1 + (x - 1) / 2)
+    return log if near else _LN2_HI + (_LN2_LO + log)
 
 
 @kernel(inline=True)
 def erf(x):
-    """erf x for float64 x (NaN propagates)."""
+    """erf x for float64 x (NaN propagates; one division besides exp's: the branch's
+    numerator and denominator are selected before dividing)."""
     a = abs(x)
     xx = x * x
-    small = x * _polynomial(xx, _ERF_T) / _polynomial(xx, _ERF_U)
     c = min(a, 30.0)                          # erfc 30 = 0 in float64
-    near = _polynomial(c, _ERFC_P) / _polynomial(c, _ERFC_Q)
-    far = _polynomial(c, _ERFC_R) / _polynomial(c, _ERFC_S)
-    erfc = exp(-c * c) * (near if c < 8.0 else far)
-    return small if not a > 1.0 else math.copysign(1.0 - erfc, x)
+    small = not a > 1.0
+    near = c < 8.0
+    erfc_numerator = exp(-c * c) * (_polynomial(c, _ERFC_P) if near else _polynomial(c, _ERFC_R))
+    erfc_denominator = _polynomial(c, _ERFC_Q) if near else _polynomial(c, _ERFC_S)
+    base = 0.0 if small else 1.0
+    numerator = a * _polynomial(xx, _ERF_T) if small else -erfc_numerator
+    denominator = _polynomial(xx, _ERF_U) if small else erfc_denominator
+    return math.copysign(base + numerator / denominator, x)
