@@ -117,7 +117,8 @@ def _erf_derivative(z, out=None):
 @register("erf", "erf z", _erf_value, _erf_derivative)
 @kernel(inline=True)
 def _erf(z):
-    return vector_math.erf(z), _TWO_OVER_SQRT_PI * vector_math.exp(-z * z)
+    value, gaussian = vector_math.erf_and_gaussian(z)
+    return value, _TWO_OVER_SQRT_PI * gaussian
 
 
 @kernel(inline=True)

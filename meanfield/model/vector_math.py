@@ -16,7 +16,7 @@ scipy; float32 arguments are evaluated in float64):
                 else ln 2 + log1p((x - 1) / 2) (ln 2 in two parts)
     erf(x)      sign(x) e(|x|): a <= 1: a T(a^2) / U(a^2); else 1 - erfc a with
                 erfc a = exp(-a^2) P(a) / Q(a) (a < 8), exp(-a^2) R(a) / S(a) (8 <= a <= 30),
-                the operations of scipy.special.erf
+                the operations of scipy.special.erf (erf_and_gaussian: with exp(-x^2))
 
 The rational coefficients are those of the Cephes library (S. L. Moshier), from which
 scipy.special's erf comes.
@@ -129,17 +129,19 @@ def log1p(x):
 
 
 @kernel(inline=True)
-def erf(x):
-    """erf x for float64 x (NaN propagates; one division besides exp's: the branch's
-    numerator and denominator are selected before dividing)."""
+def erf_and_gaussian(x):
+    """(erf x, exp(-x^2)) for float64 x, sharing the exponential (NaN propagates; one
+    division besides exp's: the branch's numerator and denominator are selected before
+    dividing)."""
     a = abs(x)
     xx = x * x
-    c = min(a, 30.0)                          # erfc 30 = 0 in float64
+    c = min(a, 30.0)                          # erfc 30 = 0 in float64, and exp(-x^2) = 0 beyond
+    gaussian = exp(-c * c)
     small = not a > 1.0
     near = c < 8.0
-    erfc_numerator = exp(-c * c) * (_polynomial(c, _ERFC_P) if near else _polynomial(c, _ERFC_R))
+    erfc_numerator = gaussian * (_polynomial(c, _ERFC_P) if near else _polynomial(c, _ERFC_R))
     erfc_denominator = _polynomial(c, _ERFC_Q) if near else _polynomial(c, _ERFC_S)
     base = 0.0 if small else 1.0
     numerator = a * _polynomial(xx, _ERF_T) if small else -erfc_numerator
     denominator = _polynomial(xx, _ERF_U) if small else erfc_denominator
-    return math.copysign(base + numerator / denominator, x)
+    return math.copysign(base + numerator / denominator, x), (x if x != x else gaussian)

@@ -29,7 +29,13 @@ def _log1p(x, out):
 @kernel
 def _erf(x, out):
     for k in range(x.size):
-        out[k] = vector_math.erf(x[k])
+        out[k], _ = vector_math.erf_and_gaussian(x[k])
+
+
+@kernel
+def _gaussian(x, out):
+    for k in range(x.size):
+        _, out[k] = vector_math.erf_and_gaussian(x[k])
 
 
 def _ulps(approx, exact):
@@ -47,7 +53,8 @@ def _arguments(low, high):
 @pytest.mark.parametrize("function,reference,low,high", [
     (_exp, np.exp, -740.0, 709.0),
     (_tanh, np.tanh, -30.0, 30.0),
-    (_erf, scipy.special.erf, -40.0, 40.0)])
+    (_erf, scipy.special.erf, -40.0, 40.0),
+    (_gaussian, lambda x: np.exp(-x * x), -30.0, 30.0)])
 def test_within_two_ulps_of_numpy(function, reference, low, high):
     x = _arguments(low, high)
     out = np.empty_like(x)
@@ -70,6 +77,8 @@ def test_erf_special_values():
     _erf(x, out)
     np.testing.assert_array_equal(out[-4:], [1.0, 1.0, -1.0, np.nan])
     assert _ulps(out[:-4], scipy.special.erf(x[:-4])).max() <= 2.0 and np.signbit(out[1])
+    _gaussian(x, out)
+    np.testing.assert_array_equal(out[-5:], [0.0, 0.0, 0.0, 0.0, np.nan])
 
 
 def test_exp_special_values_and_subnormal_results():
