@@ -34,6 +34,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from meanfield.flow.estimators.samples import SampleExpectation
 from meanfield.flow.field import Flow
+from meanfield.model.activations import NAMES as activation_names
 from meanfield.model.initialization import initialize
 from meanfield.jit import num_threads
 from meanfield.model.networks import build_network
@@ -307,28 +308,39 @@ def _three_layer(ctx, name, threads=None):
     return rate_entry(ctx, name, flow, flat, three_layer_flops(n, m, m, d), config, "ratio >= 0.6", threads)
 
 
-@benchmark("two_layer_step")
-def two_layer_step(ctx):
-    """Effective GFLOP/s of one two-layer flow evaluation (N = 2^14, n = 2^13, d = 32)."""
-    return _two_layer(ctx, "two_layer_step")
+def two_layer_step_name(activation, dtype):
+    """two_layer_step[_<activation>][_float32]: relu and float64 are the unmarked defaults."""
+    return ("two_layer_step" + ("" if activation == "relu" else f"_{activation}")
+            + ("" if np.dtype(dtype) == np.float64 else f"_{np.dtype(dtype).name}"))
 
 
-@benchmark("two_layer_step_1thread")
+def _register_two_layer_steps():
+    """Register two_layer_step for every activation of the table, in float64 and float32
+    (float32 against the float32 matmul); relu float64 first, then its one-thread run."""
+    def step(activation, dtype):
+        name = two_layer_step_name(activation, dtype)
+
+        def run(ctx):
+            return _two_layer(ctx, name, activation=activation, dtype=dtype)
+        run.__name__ = name
+        run.__doc__ = (f"Effective GFLOP/s of one two-layer flow evaluation (N = 2^14, n = 2^13, d = 32), "
+                       f"{activation}, {np.dtype(dtype).name}.")
+        benchmark(name)(run)
+
+    step("relu", np.float64)
+    benchmark("two_layer_step_1thread")(two_layer_step_1thread)
+    for activation in activation_names:
+        for dtype in (np.float64, np.float32):
+            if (activation, dtype) != ("relu", np.float64):
+                step(activation, dtype)
+
+
 def two_layer_step_1thread(ctx):
     """two_layer_step with MEANFIELD_NUM_THREADS=1, against a one-thread matmul."""
     return _two_layer(ctx, "two_layer_step_1thread", threads=1)
 
 
-@benchmark("two_layer_step_tanh")
-def two_layer_step_tanh(ctx):
-    """two_layer_step with tanh (an activation that costs a libm call per entry)."""
-    return _two_layer(ctx, "two_layer_step_tanh", activation="tanh")
-
-
-@benchmark("two_layer_step_float32")
-def two_layer_step_float32(ctx):
-    """two_layer_step in float32, against a float32 matmul."""
-    return _two_layer(ctx, "two_layer_step_float32", dtype=np.float32)
+_register_two_layer_steps()
 
 
 @benchmark("three_layer_step")

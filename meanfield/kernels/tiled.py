@@ -3,8 +3,9 @@
 The residual e_k = f(x_k) - y_k needs every particle's output at sample k before any
 backward factor is known, so a chunk of rows is swept twice over blocks of particles:
 
-* forward: Z = X_c W_j^T for one block j of particles (a BLAS product into a buffer
-  that fits in L2), s = sigma(Z + b), f_k += sum_i coef_i s_ki;
+* forward: Z^T = W_j X_c^T for one block j of particles (a BLAS product into a buffer
+  that fits in L2, particles x samples so that the sweep's inner loop over samples
+  vectorizes), s = sigma(Z + b), f_k += sum_i coef_i s_ki;
 * backward, with r_k = omega_k e_k: the block's pre-activations are computed again
   (cheaper than writing and re-reading an (n x N) intermediate through memory), then
   v_a_i -= sum_k r_k s_ki, v_b_i -= sum_k r_k sigma'_ki in the same sweep, and a BLAS
@@ -76,6 +77,15 @@ def _pre_activations(X, W, Z):
 
 
 @kernel(inline=True)
+def _transposed_pre_activations(X, W, ZT):
+    """ZT (b, rows) = W (b, d) @ X (rows, d)^T; X, W, ZT contiguous."""
+    rows, d = X.shape
+    b = W.shape[0]
+    # column-major: ZT^T (rows, b) = X (rows, d) @ W^T (d, b)
+    _colmajor_gemm(_T, _N, rows, b, d, 1.0, X, d, W, d, 0.0, ZT, rows)
+
+
+@kernel(inline=True)
 def _accumulate_velocity(G, Y, V):
     """V (b, d) -= G (rows, b)^T @ Y (rows, d); Y, V contiguous, G rows contiguous (any row stride)."""
     rows, b = G.shape
@@ -85,85 +95,20 @@ def _accumulate_velocity(G, Y, V):
 
 
 @kernel
-def _forward_sweep_split(Z, bias, coef, f, code):
-    """Z <- sigma(Z + bias), then f_k += sum_i coef_i Z_ki (in float64, over i in order).
+def _forward_sweep(ZT, bias, coef, f, code):
+    """f_k += sum_i coef_i sigma(ZT_ik + bias_i) (in float64, summed over i in order).
 
-    Two loops, so the activation loop has nothing but the activation (in float32 the
-    fused loop of :func:`_forward_sweep_fused` does not vectorize: 10x slower), and the
-    sums run four rows at a time.
+    ZT is the block's transposed pre-activations (particles x rows): the inner loop runs
+    over the samples k, each f_k accumulating its own sum, so it vectorizes without
+    reordering any sum.
     """
     literally(code)
-    rows, b = Z.shape
-    for k in range(rows):
-        for i in range(b):
-            s, _ = evaluate(code, Z[k, i] + bias[i])
-            Z[k, i] = s
-    k = 0
-    while k + 4 <= rows:
-        f0, f1, f2, f3 = f[k], f[k + 1], f[k + 2], f[k + 3]
-        for i in range(b):
-            c = float(coef[i])
-            f0 += c * float(Z[k, i])
-            f1 += c * float(Z[k + 1, i])
-            f2 += c * float(Z[k + 2, i])
-            f3 += c * float(Z[k + 3, i])
-        f[k], f[k + 1], f[k + 2], f[k + 3] = f0, f1, f2, f3
-        k += 4
-    while k < rows:
-        f0 = f[k]
-        for i in range(b):
-            f0 += float(coef[i]) * float(Z[k, i])
-        f[k] = f0
-        k += 1
-
-
-@kernel
-def _value(z, code):
-    """sigma(z) (a function of its own: four inlined evaluate calls in one loop body trip
-    numba's IR checks with warnings)."""
-    literally(code)
-    s, _ = evaluate(code, z)
-    return s
-
-
-@kernel
-def _forward_sweep_fused(Z, bias, coef, f, code):
-    """f_k += sum_i coef_i sigma(Z_ki + bias_i), summed over i in order, four rows at a time."""
-    literally(code)
-    rows, b = Z.shape
-    k = 0
-    while k + 4 <= rows:
-        f0, f1, f2, f3 = f[k], f[k + 1], f[k + 2], f[k + 3]
-        for i in range(b):
-            c, t = coef[i], bias[i]
-            s0 = _value(Z[k, i] + t, code)
-            s1 = _value(Z[k + 1, i] + t, code)
-            s2 = _value(Z[k + 2, i] + t, code)
-            s3 = _value(Z[k + 3, i] + t, code)
-            f0 += c * s0
-            f1 += c * s1
-            f2 += c * s2
-            f3 += c * s3
-        f[k], f[k + 1], f[k + 2], f[k + 3] = f0, f1, f2, f3
-        k += 4
-    while k < rows:
-        f0 = f[k]
-        for i in range(b):
-            s0, _ = evaluate(code, Z[k, i] + bias[i])
-            f0 += coef[i] * s0
-        f[k] = f0
-        k += 1
-
-
-@kernel
-def _forward_sweep(Z, bias, coef, f, code):
-    """f_k += sum_i coef_i sigma(Z_ki + bias_i); Z may be overwritten.  The faster of two
-    loop shapes per dtype (measured: fused in float64, split in float32)."""
-    literally(code)
-    if Z.itemsize == 8:
-        _forward_sweep_fused(Z, bias, coef, f, code)
-    else:
-        _forward_sweep_split(Z, bias, coef, f, code)
+    b, rows = ZT.shape
+    for i in range(b):
+        c, t = float(coef[i]), bias[i]
+        for k in range(rows):
+            s, _ = evaluate(code, ZT[i, k] + t)
+            f[k] += c * float(s)
 
 
 @kernel
@@ -204,9 +149,9 @@ def _two_layer_rows(X, y, sample_weight, W, bias, coef, v_readout, v_weight, v_b
     f = np.zeros(rows, dtype=np.float64)
     for j in range(0, width, block):
         b = min(block, width - j)
-        Z = buffer[:rows * b].reshape((rows, b))
-        _pre_activations(X, W[j:j + b], Z)
-        _forward_sweep(Z, bias[j:j + b], coef[j:j + b], f, code)
+        ZT = buffer[:b * rows].reshape((b, rows))
+        _transposed_pre_activations(X, W[j:j + b], ZT)
+        _forward_sweep(ZT, bias[j:j + b], coef[j:j + b], f, code)
     residual, r, Y = _residuals(X, y, sample_weight, f)
     # backward: pre-activations again; readout and bias velocities in the sweep, first layer through BLAS
     for j in range(0, width, block):
@@ -232,7 +177,7 @@ def two_layer_rows(X, y, sample_weight, W, bias, coef, v_readout, v_weight, v_bi
     and the residuals e (float64) are returned.  Particles are taken ``block`` at a
     time; the pre-activations are computed twice (forward, backward) in a buffer of
     rows * block entries of X's dtype, which stays in cache -- worth it for an
-    activation much cheaper than the product (relu).
+    activation whose compiled loops vectorize (see :mod:`meanfield.model.vector_math`).
     """
     check_code(code)
     residual = np.empty(0, dtype=np.float64)

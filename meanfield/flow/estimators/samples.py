@@ -3,9 +3,9 @@
 The velocity of every particle is computed chunk by chunk over samples.  Two layers: one
 compiled kernel per chunk (:func:`meanfield.kernels.tiled.two_layer_rows`) works through
 blocks of particles whose (rows x block) pre-activations stay in cache, calling BLAS for
-the products; for relu it computes them twice (forward for the output, backward once the
-residuals e_k = f(x_k) - y_k are known).  Other activations (evaluating them twice would
-cost more than the memory traffic saved) and three layers, memory O((N + n) d + chunk N)
+the products; it computes them twice (forward for the output, backward once the
+residuals e_k = f(x_k) - y_k are known), and evaluates the activations in vectorized
+loops (cheaper than writing and re-reading them).  Three layers, memory O((N + n) d + chunk N)
 (chunks of at least MIN_CHUNK_ROWS rows): for each chunk of rows the pre-activations come
 from one BLAS product, a fused compiled kernel evaluates the activations, the network
 output, the residual and the backward factors in one sweep over the rows, and BLAS
@@ -36,7 +36,6 @@ DEFAULT_CHUNK_BYTES = 2 ** 24
 MIN_CHUNK_ROWS = 16
 TWO_LAYER_ROWS = 256          # two layers: rows per chunk and particles per block, so that
 TWO_LAYER_BLOCK = 256         # the (rows x block) pre-activations stay in L2 (512 kB float64)
-TILED_ACTIVATIONS = ("relu",)  # two layers: tiled kernel (evaluates sigma twice; see kernels/tiled.py)
 
 
 class SampleExpectation:
@@ -86,13 +85,8 @@ class SampleExpectation:
         shared = self._shared(network, flat)
         n, workers = len(self.X), num_threads()
         if network.layers == 2:
-            if shared["tiled"]:
-                rows = TWO_LAYER_ROWS
-                chunk, finish = self._two_layer_chunk, self._two_layer_finish
-            else:
-                rows = self._rows_per_chunk(2 * network.width)
-                chunk, finish = self._two_layer_chunk_fused, None
-            rows = max(1, min(rows, -(-n // workers)))
+            rows = max(1, min(TWO_LAYER_ROWS, -(-n // workers)))
+            chunk, finish = self._two_layer_chunk, self._two_layer_finish
         else:
             columns = 3 * network.width1 + 2 * network.width2
             rows = max(1, min(self._rows_per_chunk(columns), -(-n // workers)))
@@ -141,7 +135,6 @@ class SampleExpectation:
         if net.layers == 2:
             shared["bias"] = P["layer1"]["bias"] if net.bias else np.zeros(net.width, dtype=flat.dtype)
             shared["coef"] = (net.p * a).astype(flat.dtype)
-            shared["tiled"] = net.activation in TILED_ACTIVATIONS
             return shared
         W = P["layer2"]["weight"]
         shared["bias1"] = P["layer1"]["bias"] if net.bias else np.zeros(net.width1, dtype=flat.dtype)
@@ -161,21 +154,6 @@ class SampleExpectation:
         e = two_layer_rows(Xc, yc, wc, P["layer1"]["weight"], shared["bias"], shared["coef"],
                            V["readout"]["weight"], V["layer1"]["weight"], v_bias, buffer, TWO_LAYER_BLOCK,
                            shared["code"])
-        return _half_mean_square(e, wc)
-
-    def _two_layer_chunk_fused(self, net, shared, V, worker, start, stop, rows):
-        """Velocities of rows start:stop through (rows x width) intermediates: one product,
-        one fused sweep, one product (for activations that cost more than a product)."""
-        P, dtype = shared["P"], self.X.dtype
-        Xc, yc, wc = self.X[start:stop], self.y[start:stop], self.weights[start:stop]
-        Z = self._workspace(worker, "Z", (rows, net.width), dtype)[:len(Xc)]
-        D = self._workspace(worker, "D", (rows, net.width), dtype)[:len(Xc)]
-        a = P["readout"]["weight"]
-        v_bias = V["layer1"]["bias"] if net.bias else self._workspace(worker, "no bias", (net.width,), dtype)
-        gemm_into(1.0, Xc, P["layer1"]["weight"].T, 0.0, Z)
-        e = readout_rows(Z, D, shared["bias"], shared["coef"], a, yc, wc, V["readout"]["weight"], v_bias,
-                         shared["code"])
-        gemm_into(-1.0, D.T, Xc, 1.0, V["layer1"]["weight"])
         return _half_mean_square(e, wc)
 
     def _two_layer_finish(self, net, shared, V, worker):

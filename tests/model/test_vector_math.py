@@ -1,0 +1,109 @@
+"""The vectorizable elementary functions against numpy, in units in the last place."""
+
+import numpy as np
+import pytest
+import scipy.special
+
+from meanfield.jit import kernel
+from meanfield.model import vector_math
+
+
+@kernel
+def _exp(x, out):
+    for k in range(x.size):
+        out[k] = vector_math.exp(x[k])
+
+
+@kernel
+def _tanh(x, out):
+    for k in range(x.size):
+        out[k] = vector_math.tanh(x[k])
+
+
+@kernel
+def _log1p(x, out):
+    for k in range(x.size):
+        out[k] = vector_math.log1p(x[k])
+
+
+@kernel
+def _erf(x, out):
+    for k in range(x.size):
+        out[k], _ = vector_math.erf_and_gaussian(x[k])
+
+
+@kernel
+def _gaussian(x, out):
+    for k in range(x.size):
+        _, out[k] = vector_math.erf_and_gaussian(x[k])
+
+
+def _ulps(approx, exact):
+    """|approx - exact| in units of the spacing of float64 at exact (0 where both agree)."""
+    return np.where(approx == exact, 0.0, np.abs(approx - exact) / np.spacing(np.abs(exact)))
+
+
+def _arguments(low, high):
+    rng = np.random.default_rng(0)
+    return np.concatenate([rng.uniform(low, high, 200_000), rng.uniform(-1, 1, 100_000),
+                           np.sign(rng.standard_normal(50_000)) * 10.0 ** rng.uniform(-300, 0, 50_000),
+                           np.linspace(low, high, 10_001)])
+
+
+@pytest.mark.parametrize("function,reference,low,high", [
+    (_exp, np.exp, -740.0, 709.0),
+    (_tanh, np.tanh, -30.0, 30.0),
+    (_erf, scipy.special.erf, -40.0, 40.0),
+    (_gaussian, lambda x: np.exp(-x * x), -30.0, 30.0)])
+def test_within_two_ulps_of_numpy(function, reference, low, high):
+    x = _arguments(low, high)
+    out = np.empty_like(x)
+    function(x, out)
+    assert _ulps(out, reference(x)).max() <= 2.0
+
+
+def test_log1p_within_two_ulps_of_numpy_on_its_range():
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.uniform(np.sqrt(0.5) - 1, 1, 300_000), 10.0 ** rng.uniform(-300, 0, 50_000),
+                        [0.0, 1.0, np.sqrt(2) - 1, np.nextafter(np.sqrt(2) - 1, 1), np.sqrt(0.5) - 1]])
+    out = np.empty_like(x)
+    _log1p(x, out)
+    assert _ulps(out, np.log1p(x)).max() <= 2.0
+
+
+def test_erf_special_values():
+    x = np.array([0.0, -0.0, 1.0, -1.0, np.nextafter(1.0, 2), 8.0, 30.0, 31.0, 1e300, np.inf, -np.inf, np.nan])
+    out = np.empty_like(x)
+    _erf(x, out)
+    np.testing.assert_array_equal(out[-4:], [1.0, 1.0, -1.0, np.nan])
+    assert _ulps(out[:-4], scipy.special.erf(x[:-4])).max() <= 2.0 and np.signbit(out[1])
+    _gaussian(x, out)
+    np.testing.assert_array_equal(out[-5:], [0.0, 0.0, 0.0, 0.0, np.nan])
+
+
+def test_exp_special_values_and_subnormal_results():
+    x = np.array([0.0, -0.0, 1.0, 709.78, 709.79, 710.0, 1e4, np.inf, -745.1, -745.2, -746.0, -1e4, -np.inf, np.nan])
+    out = np.empty_like(x)
+    _exp(x, out)
+    with np.errstate(over="ignore"):
+        exact = np.exp(x)
+    normal = np.isfinite(exact) & (exact > np.finfo(float).tiny)
+    assert _ulps(out[normal], exact[normal]).max() <= 2.0
+    np.testing.assert_array_equal(np.isinf(out), np.isinf(exact))
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(exact))
+    subnormal = ~normal & np.isfinite(exact)
+    assert np.abs(out[subnormal] - exact[subnormal]).max() <= 5e-324
+    z = np.linspace(-745.0, -708.5, 1001)                     # gradual underflow
+    out = np.empty_like(z)
+    _exp(z, out)
+    assert np.abs(out - np.exp(z)).max() <= 5e-324 + 4 * np.spacing(np.exp(z)).max()
+
+
+def test_tanh_special_values():
+    x = np.array([0.0, -0.0, 0.625, -0.625, np.nextafter(0.625, 0), 22.0, 23.0, 1e300, np.inf, -np.inf, np.nan, 5e-324])
+    out = np.empty_like(x)
+    _tanh(x, out)
+    exact = np.tanh(x)
+    finite = np.isfinite(exact)
+    assert _ulps(out[finite], exact[finite]).max() <= 2.0
+    assert np.isnan(out[-2]) and np.signbit(out[1])
