@@ -8,10 +8,13 @@ built by ``expectation.rule`` inside both timings): with tau = -b/|s|, s = r rho
 
     P(tau) = P(t > tau) (the numpy evaluation of the same table), phi = c_d/(d-1) (1 - tau^2)^((d-1)/2),
     g = |s| phi + b P,  g_s = sign(s) phi,  g_b = P   (|b| < |s|;  g = b, g_b = 1 for b >= |s| > 0;  else 0),
-    e = sum_k p_k a_k g_k - y,  v_a = -sum_n w_n e_n g,  v_r = -a sum_n w_n e_n rho_n g_s,
-    v_b = -a sum_n w_n e_n g_b,  loss = 1/2 sum_n w_n e_n^2
+    e = sum_k p_k a_k g_k - y,  u_n = w_n e_n + D_n,  v_a = -sum_n u_n g,  v_r = -a sum_n u_n rho_n g_s,
+    v_b = -a sum_n u_n g_b,  loss = sum_n (w_n e_n^2 / 2 + D_n e_n)
 
-in chunks of 256 nodes.  Before timing, the two velocities are checked to agree to
+in chunks of 256 nodes, with the rule's branch-point corrections (even d <= 8; the
+solver's ``expectation.corrections``, part of the rule like the nodes): D_n = sum_k p_k a_k
+c_nk(g), and each particle's own terms -sum_n c_nk (g, rho g_s, g_b) e_n added to
+(v_a, v_r / a, v_b / a).  Before timing, the two velocities are checked to agree to
 1e-12 relative (per field, against the field's largest entry).  ratio = solver seconds /
 numpy seconds (best of ``repeats``, timed alternately), target <= 0.25; the entry's
 ratio is the worst over d.  ``--quick``: K = 256.
@@ -42,8 +45,13 @@ def numpy_velocity(expectation, network, flat):
     r, b = network.first_layer(params)
     a = params["readout"]["weight"]
     coefficient = network.p * a
+    corrections = expectation.corrections(network, params, rho, w)
+    particle, node, c, phi = corrections if corrections is not None else (
+        np.empty(0, int), np.empty(0, int), np.empty((0, 3)), np.empty((0, 3)))
+    adjustment = np.bincount(node, coefficient[particle] * c[:, 0], len(rho))
     _, _, phi_coefficient, half_power = relu_table(network.d)
     v_a, v_r, v_b = np.zeros(len(r)), np.zeros(len(r)), np.zeros(len(r))
+    residual = np.empty(len(rho))
     loss = 0.0
     for start in range(0, len(rho), CHUNK):
         x = rho[start:start + CHUNK, None]
@@ -59,11 +67,15 @@ def numpy_velocity(expectation, network, flat):
         Gs = np.where(inside, np.sign(s) * phi, 0.0)
         Gb = np.where(inside, tail, np.where(above, 1.0, 0.0))
         e = G @ coefficient - y[start:start + CHUNK]
+        residual[start:start + CHUNK] = e
         we = w[start:start + CHUNK] * e
+        loss += float((0.5 * we + adjustment[start:start + CHUNK]) @ e)
+        we += adjustment[start:start + CHUNK]
         v_a -= G.T @ we
         v_r -= Gs.T @ (we * x[:, 0])
         v_b -= Gb.T @ we
-        loss += 0.5 * float(we @ e)
+    for sink, column in zip((v_a, v_r, v_b), c.T):
+        sink -= np.bincount(particle, column * residual[node], len(r))
     out = np.empty_like(flat)
     V = network.layout.unpack(out)
     V["readout"]["weight"][:] = v_a

@@ -29,7 +29,7 @@ from meanfield.radial.relu_table import relu_table, tail_probability
 
 
 @kernel(inline=True)
-def _relu_point(s, b, table, width, phi_coefficient, half_power, one_dim):
+def relu_point(s, b, table, width, phi_coefficient, half_power, one_dim):
     """(g, g_s, g_b) at (s, b) for relu."""
     if one_dim:
         up = s + b
@@ -57,11 +57,38 @@ def _relu_features(rho, r, b, table, width, phi_coefficient, half_power, one_dim
     rows, cols = G.shape
     for n in range(rows):
         for k in range(cols):
-            g, gs, gb = _relu_point(r[k] * rho[n], b[k], table, width, phi_coefficient, half_power, one_dim)
+            g, gs, gb = relu_point(r[k] * rho[n], b[k], table, width, phi_coefficient, half_power, one_dim)
             G[n, k] = g
             if derivatives:
                 Gs[n, k] = gs
                 Gb[n, k] = gb
+
+
+@kernel
+def _relu_sums(rho, w, y, extra, r, b, coefficient, table, width, phi_coefficient, half_power, one_dim, residual,
+               v_a, v_r, v_b):
+    """Two-layer relu sums over the nodes n, fused (no (nodes x K) arrays):
+    e_n = sum_k coefficient_k g(r_k rho_n, b_k) - y_n (written to ``residual``), and
+    v -= (w_n e_n + extra_n) (g, rho_n g_s, g_b); returns sum_n (w_n e_n^2 / 2 + extra_n e_n)."""
+    K = len(r)
+    g_row, gs_row, gb_row = np.empty(K), np.empty(K), np.empty(K)
+    loss = 0.0
+    for n in range(len(rho)):
+        x = rho[n]
+        e = -y[n]
+        for k in range(K):
+            g, gs, gb = relu_point(r[k] * x, b[k], table, width, phi_coefficient, half_power, one_dim)
+            g_row[k], gs_row[k], gb_row[k] = g, gs, gb
+            e += coefficient[k] * g
+        residual[n] = e
+        we = w[n] * e + extra[n]
+        wex = we * x
+        for k in range(K):
+            v_a[k] -= we * g_row[k]
+            v_r[k] -= wex * gs_row[k]
+            v_b[k] -= we * gb_row[k]
+        loss += (0.5 * w[n] * e + extra[n]) * e
+    return loss
 
 
 @kernel
@@ -133,6 +160,16 @@ class RadialFeatures:
             return cosine_rule(self.d, self.t_nodes)
         scale = float(np.max(np.abs(rho), initial=0.0) * np.max(np.abs(r), initial=0.0))
         return cosine_rule(self.d, cosine_nodes(self.activation, self.d, scale))
+
+    def relu_sums(self, rho, w, y, extra, r, b, coefficient, residual, v_a, v_r, v_b):
+        """Two-layer relu, fused over nodes: with e_n = sum_k coefficient_k g(r_k rho_n, b_k) - y_n
+        (written to ``residual``) and u_n = w_n e_n + extra_n, subtract sum_n u_n g,
+        sum_n u_n rho_n g_s and sum_n u_n g_b from ``v_a``, ``v_r``, ``v_b`` (K,) and return
+        sum_n (w_n e_n^2 / 2 + extra_n e_n)."""
+        self.evaluations += len(rho) * len(r)
+        table, width, phi_coefficient, half_power = self.table
+        return _relu_sums(rho, w, y, extra, r, b, coefficient, table, width, phi_coefficient, half_power,
+                          self.d == 1, residual, v_a, v_r, v_b)
 
     def __call__(self, rho, r, b, derivatives=False, rule=None):
         """G[n, k] = g(r_k rho_n, b_k), and with ``derivatives`` also G_s, G_b (float64)."""
