@@ -29,14 +29,16 @@ shared rule's, and no rule nodes.  In even d >= 10 the branch points are weak en
 (alpha >= 4.5) for the shared rule alone; odd d have none.
 """
 
+import functools
+
 import numpy as np
 
 from meanfield.jit import kernel
 from meanfield.radial.features import relu_point
 from meanfield.radial.rules import legendre01
 
-REACH = 4.0         # correct the pieces with delta < REACH * length
-EXTRA = 4           # the fine rule has m + EXTRA nodes
+REACH = 2.0         # correct the pieces with delta < REACH * length
+EXTRA = 2           # the fine rule has m + EXTRA nodes
 MAX_PIECES = 16     # pieces looked at per kink
 STRONG = 8          # even d up to this one are corrected
 
@@ -47,43 +49,58 @@ def corrected(d):
 
 
 @kernel
-def _piece_corrections(rho_fine, omega_fine, u_fine, rho_nodes, omega, W, u, r, b, table, width, phi_coefficient,
-                       half_power, c, phi):
-    """c[:, p, i] and phi[:, p, i] = (g - S, rho g_s, g_b - S) at the nodes, of pair p (particle
-    (r_p, b_p) on a piece with nodes u (m,) in [0, 1]); fine points at u_fine[p, f] (the same
-    piece), radii rho_fine, weights omega_fine."""
-    pairs, fine = rho_fine.shape
-    m = len(u)
-    Lam = np.empty((3, m))
-    basis = np.empty(m)
+def _piece_corrections(count, extra, rho_fine, omega_fine, u_fine, first, rho, weights, u, w, scale, length, r, b,
+                       table, width, phi_coefficient, half_power, floor, c, phi):
+    """Pair p: particle (r_p, b_p) on a piece of length[p] with count[p] nodes rho[first[p]:]
+    (Gauss-Legendre nodes u[count], weights w[count] on [0, 1] and barycentric weights
+    scale[count] = 1 / prod_(j != i) (u_i - u_j), padded), fine points u_fine[p, :count + extra]
+    in the same piece at radii rho_fine with weights omega_fine.  Writes c[p, i, :] and
+    phi[p, i, :] = (g - S, rho g_s, g_b - S) at node i."""
+    pairs = len(count)
+    top = c.shape[1]
+    Lam = np.empty((top, 3))
     for p in range(pairs):
-        above = b[p] > 0.0
         Lam[:] = 0.0
-        for f in range(fine):
+        m = count[p]
+        nodes = u[m]
+        above = b[p] > 0.0
+        for f in range(m + extra):
             x = rho_fine[p, f]
-            g, gs, gb = relu_point(r[p] * x, b[p], table, width, phi_coefficient, half_power, False)
+            g, gs, gb = relu_point(r[p] * x, b[p], table, width, phi_coefficient, half_power, floor, False)
             if above:
                 g -= b[p]
                 gb -= 1.0
             for i in range(m):
-                value = 1.0
+                basis = omega_fine[p, f] * scale[m, i]
                 for j in range(m):
                     if j != i:
-                        value *= (u_fine[p, f] - u[j]) / (u[i] - u[j])
-                basis[i] = omega_fine[p, f] * value
-            for i in range(m):
-                Lam[0, i] += basis[i] * g
-                Lam[1, i] += basis[i] * x * gs
-                Lam[2, i] += basis[i] * gb
+                        basis *= u_fine[p, f] - nodes[j]
+                Lam[i, 0] += basis * g
+                Lam[i, 1] += basis * x * gs
+                Lam[i, 2] += basis * gb
         for i in range(m):
-            x = rho_nodes[p, i]
-            g, gs, gb = relu_point(r[p] * x, b[p], table, width, phi_coefficient, half_power, False)
+            n = first[p] + i
+            x = rho[n]
+            g, gs, gb = relu_point(r[p] * x, b[p], table, width, phi_coefficient, half_power, floor, False)
             if above:
                 g -= b[p]
                 gb -= 1.0
-            phi[0, p, i], phi[1, p, i], phi[2, p, i] = g, x * gs, gb
+            phi[p, i, 0], phi[p, i, 1], phi[p, i, 2] = g, x * gs, gb
+            omega = length[p] * w[m, i]
             for q in range(3):
-                c[q, p, i] = W[p, i] * (Lam[q, i] / omega[p, i] - phi[q, p, i])
+                c[p, i, q] = weights[n] * (Lam[i, q] / omega - phi[p, i, q])
+
+
+@functools.lru_cache(maxsize=None)
+def _gauss_table(top):
+    """Gauss-Legendre nodes, weights on [0, 1] and barycentric weights 1 / prod_(j != i) (u_i - u_j)
+    of every count n <= top, as rows n of (top + 1, top) arrays."""
+    u, w, scale = np.zeros((top + 1, top)), np.zeros((top + 1, top)), np.zeros((top + 1, top))
+    for n in range(1, top + 1):
+        u[n, :n], w[n, :n] = legendre01(n)
+        differences = u[n, :n, None] - u[n, None, :n] + np.eye(n)
+        scale[n, :n] = 1 / np.prod(differences, axis=1)
+    return u, w, scale
 
 
 def branch_corrections(law, rho, weights, edges, r, b, features):
@@ -117,28 +134,22 @@ def branch_corrections(law, rho, weights, edges, r, b, features):
     length = breaks[p + 1] - breaks[p]
     delta = np.abs((breaks[p] if step == 1 else breaks[p + 1]) - za[:, None])
     k_index, j_index = np.nonzero(valid & (delta < REACH * length) & (counts[p] > 0))
-    pair_particle, pair_piece, pair_za = particle[k_index], p[k_index, j_index], za[k_index]
-    table, width, phi_coefficient, half_power = features.table
-    out_particle, out_node, out_c, out_phi = [], [], [], []
-    for m in np.unique(counts[pair_piece]):
-        pick = counts[pair_piece] == m
-        k, pc, a = pair_particle[pick], pair_piece[pick], pair_za[pick]
-        zl, length = breaks[pc], breaks[pc + 1] - breaks[pc]
-        node = starts[pc][:, None] + np.arange(m)[None, :]
-        u, w = legendre01(int(m))
-        uf, wf = legendre01(int(m) + EXTRA)
-        # fine rule: Gauss-Legendre in xi = |z - z_a|^(1/2) over the piece, dz = 2 xi dxi
-        ends = np.sort(np.sqrt(np.abs(np.stack([zl, zl + length]) - a)), axis=0)
-        xi = ends[0][:, None] + (ends[1] - ends[0])[:, None] * uf
-        zf = a[:, None] + step * xi * xi
-        c, phi = np.empty((3,) + node.shape), np.empty((3,) + node.shape)
-        _piece_corrections(law.rho_of_z(zf), (ends[1] - ends[0])[:, None] * wf * 2 * xi,
-                           (zf - zl[:, None]) / length[:, None], rho[node], length[:, None] * w, weights[node], u,
-                           r[k], b[k], table, width, phi_coefficient, half_power, c, phi)
-        features.evaluations += k.size * (int(m) + EXTRA + int(m))
-        out_particle.append(np.repeat(k, m))
-        out_node.append(node.ravel())
-        out_c.append(c.reshape(3, -1).T)
-        out_phi.append(phi.reshape(3, -1).T)
-    return (np.concatenate(out_particle), np.concatenate(out_node), np.concatenate(out_c),
-            np.concatenate(out_phi))
+    k, pc, a = particle[k_index], p[k_index, j_index], za[k_index]
+    m = counts[pc]
+    top = int(m.max())
+    u, w, scale = _gauss_table(top)
+    uf, wf, _ = _gauss_table(top + EXTRA)
+    zl, length = breaks[pc], breaks[pc + 1] - breaks[pc]
+    # fine rule: Gauss-Legendre in xi = |z - z_a|^(1/2) over the piece, dz = 2 xi dxi
+    ends = np.sort(np.sqrt(np.abs(np.stack([zl, zl + length]) - a)), axis=0)
+    xi = ends[0][:, None] + (ends[1] - ends[0])[:, None] * uf[m + EXTRA]
+    zf = a[:, None] + step * xi * xi
+    c, phi = np.zeros((len(k), top, 3)), np.zeros((len(k), top, 3))
+    table, width, phi_coefficient, half_power, floor = features.table
+    _piece_corrections(m, EXTRA, law.rho_of_z(zf), (ends[1] - ends[0])[:, None] * wf[m + EXTRA] * 2 * xi,
+                       (zf - zl[:, None]) / length[:, None], starts[pc], rho, weights, u, w, scale, length, r[k], b[k],
+                       table, width, phi_coefficient, half_power, floor, c, phi)
+    features.evaluations += int(np.sum(2 * m + EXTRA))
+    used = np.arange(top)[None, :] < m[:, None]
+    node = starts[pc][:, None] + np.arange(top)[None, :]
+    return np.broadcast_to(k[:, None], used.shape)[used], node[used], c[used], phi[used]

@@ -29,7 +29,7 @@ from meanfield.radial.relu_table import relu_table, tail_probability
 
 
 @kernel(inline=True)
-def relu_point(s, b, table, width, phi_coefficient, half_power, one_dim):
+def relu_point(s, b, table, width, phi_coefficient, half_power, floor, one_dim):
     """(g, g_s, g_b) at (s, b) for relu."""
     if one_dim:
         up = s + b
@@ -47,17 +47,18 @@ def relu_point(s, b, table, width, phi_coefficient, half_power, one_dim):
         return 0.0, 0.0, 0.0
     tau = -b / a
     tail = tail_probability(tau, table, width)
-    phi = phi_coefficient * ((1.0 - tau) * (1.0 + tau)) ** half_power
+    x = (1.0 - tau) * (1.0 + tau)
+    phi = phi_coefficient * x ** half_power if x > floor else 0.0     # below: < 1e-300 (and slow)
     gs = phi if s > 0.0 else -phi
     return a * phi + b * tail, gs, tail
 
 
 @kernel
-def _relu_features(rho, r, b, table, width, phi_coefficient, half_power, one_dim, G, Gs, Gb, derivatives):
+def _relu_features(rho, r, b, table, width, phi_coefficient, half_power, floor, one_dim, G, Gs, Gb, derivatives):
     rows, cols = G.shape
     for n in range(rows):
         for k in range(cols):
-            g, gs, gb = relu_point(r[k] * rho[n], b[k], table, width, phi_coefficient, half_power, one_dim)
+            g, gs, gb = relu_point(r[k] * rho[n], b[k], table, width, phi_coefficient, half_power, floor, one_dim)
             G[n, k] = g
             if derivatives:
                 Gs[n, k] = gs
@@ -65,7 +66,7 @@ def _relu_features(rho, r, b, table, width, phi_coefficient, half_power, one_dim
 
 
 @kernel
-def _relu_sums(rho, w, y, extra, r, b, coefficient, table, width, phi_coefficient, half_power, one_dim, residual,
+def _relu_sums(rho, w, y, extra, r, b, coefficient, table, width, phi_coefficient, half_power, floor, one_dim, residual,
                v_a, v_r, v_b):
     """Two-layer relu sums over the nodes n, fused (no (nodes x K) arrays):
     e_n = sum_k coefficient_k g(r_k rho_n, b_k) - y_n (written to ``residual``), and
@@ -77,7 +78,7 @@ def _relu_sums(rho, w, y, extra, r, b, coefficient, table, width, phi_coefficien
         x = rho[n]
         e = -y[n]
         for k in range(K):
-            g, gs, gb = relu_point(r[k] * x, b[k], table, width, phi_coefficient, half_power, one_dim)
+            g, gs, gb = relu_point(r[k] * x, b[k], table, width, phi_coefficient, half_power, floor, one_dim)
             g_row[k], gs_row[k], gb_row[k] = g, gs, gb
             e += coefficient[k] * g
         residual[n] = e
@@ -139,7 +140,7 @@ class RadialFeatures:
         if self.code == RELU and self.d >= 2:
             self.table = relu_table(self.d)
         else:
-            self.table = (np.zeros((1, 1)), 1.0, 0.0, 0.0)
+            self.table = (np.zeros((1, 1)), 1.0, 0.0, 0.0, 0.0)
         self.evaluations = 0        # (node, particle) pairs evaluated, for work counts
 
     @property
@@ -167,8 +168,8 @@ class RadialFeatures:
         sum_n u_n rho_n g_s and sum_n u_n g_b from ``v_a``, ``v_r``, ``v_b`` (K,) and return
         sum_n (w_n e_n^2 / 2 + extra_n e_n)."""
         self.evaluations += len(rho) * len(r)
-        table, width, phi_coefficient, half_power = self.table
-        return _relu_sums(rho, w, y, extra, r, b, coefficient, table, width, phi_coefficient, half_power,
+        table, width, phi_coefficient, half_power, floor = self.table
+        return _relu_sums(rho, w, y, extra, r, b, coefficient, table, width, phi_coefficient, half_power, floor,
                           self.d == 1, residual, v_a, v_r, v_b)
 
     def __call__(self, rho, r, b, derivatives=False, rule=None):
@@ -182,8 +183,8 @@ class RadialFeatures:
         Gb = np.empty(shape) if derivatives else np.empty((0, 0))
         self.evaluations += shape[0] * shape[1]
         if self.relu:
-            table, width, phi_coefficient, half_power = self.table
-            _relu_features(rho, r, b, table, width, phi_coefficient, half_power, self.d == 1, G, Gs, Gb,
+            table, width, phi_coefficient, half_power, floor = self.table
+            _relu_features(rho, r, b, table, width, phi_coefficient, half_power, floor, self.d == 1, G, Gs, Gb,
                            derivatives)
         else:
             t, wt = rule if rule is not None else self.cosine_rule_for(rho, r)

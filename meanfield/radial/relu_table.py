@@ -68,7 +68,9 @@ def relu_table(d):
     Values come from :func:`_half_mass_by_quadrature` (betainc's own error reaches 3e-15
     at d = 1000); the panel count doubles until the table agrees with the quadrature to
     1e-15 on 2048 random points and every panel's midpoint and left end.
-    Returns (coefficients (panels, 8), panel width, c_d / (d-1), (d-1)/2).
+    Returns (coefficients (panels, 8), panel width, c_d / (d-1), (d-1)/2, floor): below
+    1 - tau^2 = floor, (1 - tau^2)^((d-1)/2) < 1e-300 (flushed to 0 by the kernels: pow's
+    underflow to subnormals is slow).
     """
     d = int(d)
     if d < 2:
@@ -91,7 +93,7 @@ def relu_table(d):
         panels *= 2
     monomial = np.ascontiguousarray(monomial)
     monomial.setflags(write=False)
-    return monomial, width, cosine_constant(d) / (d - 1), (d - 1) / 2
+    return monomial, width, cosine_constant(d) / (d - 1), (d - 1) / 2, math.exp(-690.0 * 2 / (d - 1))
 
 
 def _cheb_to_monomial(c):
@@ -114,7 +116,7 @@ def _table_numpy(delta, coefficients, width):
 
 def upper_tail(d, tau):
     """P(t > tau) from the table (numpy; d >= 2)."""
-    table, width, _, _ = relu_table(d)
+    table, width = relu_table(d)[:2]
     tau = np.clip(np.asarray(tau, dtype=float), -1, 1)
     delta = np.arcsin(tau)
     return 0.5 - np.sign(delta) * _table_numpy(np.abs(delta), table, width)
