@@ -50,7 +50,7 @@ def numpy_velocity(expectation, network, flat):
     particle, node, c, phi = corrections if corrections is not None else (
         np.empty(0, int), np.empty(0, int), np.empty((0, 3)), np.empty((0, 3)))
     adjustment = np.bincount(node, coefficient[particle] * c[:, 0], len(rho))
-    _, _, phi_coefficient, half_power, _ = relu_table(network.d)
+    phi_coefficient, half_power = relu_table(network.d)[4:6]
     v_a, v_r, v_b = np.zeros(len(r)), np.zeros(len(r)), np.zeros(len(r))
     residual = np.empty(len(rho))
     loss = 0.0

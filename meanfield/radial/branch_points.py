@@ -62,7 +62,7 @@ def corrected(d):
 
 @kernel
 def _piece_corrections(count, extra, rho_fine, omega_fine, u_fine, first, rho, weights, u, w, scale, length, r, b,
-                       table, width, phi_coefficient, half_power, floor, c, phi):
+                       table, c, phi):
     """Pair p: particle (r_p, b_p) on a piece of length[p] with count[p] nodes rho[first[p]:]
     (Gauss-Legendre nodes u[count], weights w[count] on [0, 1] and barycentric weights
     scale[count] = 1 / prod_(j != i) (u_i - u_j), padded), fine points u_fine[p, :count + extra]
@@ -78,7 +78,7 @@ def _piece_corrections(count, extra, rho_fine, omega_fine, u_fine, first, rho, w
         above = b[p] > 0.0
         for f in range(m + extra):
             x = rho_fine[p, f]
-            g, gs, gb = relu_point(r[p] * x, b[p], table, width, phi_coefficient, half_power, floor, False)
+            g, gs, gb = relu_point(r[p] * x, b[p], table, False)
             if above:
                 g -= b[p]
                 gb -= 1.0
@@ -93,7 +93,7 @@ def _piece_corrections(count, extra, rho_fine, omega_fine, u_fine, first, rho, w
         for i in range(m):
             n = first[p] + i
             x = rho[n]
-            g, gs, gb = relu_point(r[p] * x, b[p], table, width, phi_coefficient, half_power, floor, False)
+            g, gs, gb = relu_point(r[p] * x, b[p], table, False)
             if above:
                 g -= b[p]
                 gb -= 1.0
@@ -157,10 +157,9 @@ def branch_corrections(law, rho, weights, edges, r, b, features):
     xi = ends[0][:, None] + (ends[1] - ends[0])[:, None] * uf[m + EXTRA]
     zf = a[:, None] + step * xi * xi
     c, phi = np.zeros((len(k), top, 3)), np.zeros((len(k), top, 3))
-    table, width, phi_coefficient, half_power, floor = features.table
     _piece_corrections(m, EXTRA, law.rho_of_z(zf), (ends[1] - ends[0])[:, None] * wf[m + EXTRA] * 2 * xi,
                        (zf - zl[:, None]) / length[:, None], starts[pc], rho, weights, u, w, scale, length, r[k], b[k],
-                       table, width, phi_coefficient, half_power, floor, c, phi)
+                       features.table, c, phi)
     features.evaluations += int(np.sum(2 * m + EXTRA))
     used = np.arange(top)[None, :] < m[:, None]
     node = starts[pc][:, None] + np.arange(top)[None, :]
