@@ -63,7 +63,7 @@ def _piecewise(function, lo, hi, panels, rng, tolerance=1e-15):
     """Degree-7 Chebyshev interpolants of ``function`` (values (..., columns) at points) on
     equal panels of [lo, hi], as monomial coefficients (panels, 8 columns) for Horner's rule
     in the panel's local variable in [-1, 1]; the panel count doubles (from ``panels``)
-    until the table agrees with ``function`` to ``tolerance`` on 2048 random points and every
+    until the table agrees with ``function`` to ``tolerance`` (per column) on 2048 random points and every
     panel's midpoint and left end (or reaches 2^14).  Returns (coefficients, panel width)."""
     N = _TABLE_DEGREE + 1
     x = np.cos(np.pi * (np.arange(N) + 0.5) / N)
@@ -81,7 +81,7 @@ def _piecewise(function, lo, hi, panels, rng, tolerance=1e-15):
         exact = function(test).reshape(len(test), columns)
         table = np.stack([_table_numpy(test - lo, monomial[:, c * N:(c + 1) * N], width) for c in range(columns)],
                          axis=1)
-        if np.abs(table - exact).max() < tolerance or panels >= 1 << 14:
+        if np.all(np.abs(table - exact).max(axis=0) < tolerance) or panels >= 1 << 14:
             monomial = np.ascontiguousarray(monomial)
             monomial.setflags(write=False)
             return monomial, width
@@ -116,7 +116,7 @@ def relu_table(d):
     power = (d - 1) / 2
     near, near_width = _piecewise(
         lambda tau: np.stack([_half_mass_by_quadrature(d, np.arcsin(tau), fine), ((1 - tau) * (1 + tau)) ** power],
-                             axis=-1), 0.0, NEAR, 8, rng, max(2e-15, 4e-16 * power))
+                             axis=-1), 0.0, NEAR, 8, rng, np.array([1e-15, max(2e-15, 4e-16 * power)]))
     return far, width, near, near_width, cosine_constant(d) / (d - 1), power, math.exp(-690.0 / power)
 
 
