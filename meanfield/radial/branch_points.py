@@ -10,7 +10,8 @@ for each of phi = g, rho g_s, g_b, with H analytic and S = (b, 0, 1) for b > 0, 
 otherwise.  The shared composite Gauss-Legendre rule (every kink a breakpoint) integrates
 q phi for smooth q, but converges slowly on the pieces of the active side that are not long
 compared with their distance delta = |z_near - z_a| to the kink (the piece next to the kink
-has delta = 0).  On each such piece [z_l, z_r] (delta < REACH (z_r - z_l)), the particle's
+has delta = 0).  On each such piece [z_l, z_r] (delta < reach (z_r - z_l), reach 2 for the
+square-root branch points of d = 2 and 1 for the weaker ones of d = 4, 6, 8), the particle's
 integral of q (phi - S) is recomputed for q the degree m-1 interpolant of q at the piece's
 m nodes, by m + EXTRA Gauss-Legendre nodes in xi = |z - z_a|^(1/2) (there
 (z - z_a)^alpha dz = 2 xi^(2 alpha + 1) dxi: polynomial times analytic):
@@ -49,7 +50,7 @@ from meanfield.jit import kernel
 from meanfield.radial.features import relu_point
 from meanfield.radial.rules import legendre01
 
-REACH = 2.0         # correct the pieces with delta < REACH * length
+REACH = {2: 2.0}    # correct the pieces with delta < reach * length (reach 1 unless listed)
 EXTRA = 2           # the fine rule has m + EXTRA nodes
 MAX_PIECES = 16     # pieces looked at per kink
 STRONG = 8          # even d up to this one are corrected
@@ -145,7 +146,8 @@ def branch_corrections(law, rho, weights, edges, r, b, features):
     p = np.where(valid, candidate, 0)
     length = breaks[p + 1] - breaks[p]
     delta = np.abs((breaks[p] if step == 1 else breaks[p + 1]) - za[:, None])
-    k_index, j_index = np.nonzero(valid & (delta < REACH * length) & (counts[p] > 0))
+    reach = REACH.get(features.d, 1.0)
+    k_index, j_index = np.nonzero(valid & (delta < reach * length) & (counts[p] > 0))
     k, pc, a = particle[k_index], p[k_index, j_index], za[k_index]
     m = counts[pc]
     top = int(m.max())
