@@ -36,9 +36,9 @@ integrates), and D_i less that particle's share:
 the sine substitution (:func:`meanfield.radial.rules.radius_rule`) the velocities err by
 <= 2e-14 relative in d = 4, 6, 8 and <= 3e-13 in d = 2 (pairs of nearby kinks, whose
 product the interpolant misses), without the corrections by ~1e-9 (d = 4) and ~1e-6
-(d = 2).  The cost is
-(m + EXTRA + m) feature evaluations per corrected (particle, piece), a few per cent of the
-shared rule's, and no rule nodes.  In even d >= 10 the branch points are weak enough
+(d = 2).  The cost is (m + EXTRA + m) feature evaluations per corrected (particle,
+piece), in all under 2% of the shared rule's, and no rule nodes (the per-call work around
+them adds 5-20% to a velocity).  In even d >= 10 the branch points are weak enough
 (alpha >= 4.5) for the shared rule alone; odd d have none.
 """
 

@@ -22,8 +22,9 @@ substitution z = sin^2 (about three times the nodes).  Short pieces get fewer no
 to 16, from their distance to rho = 0).  Against a 48-node rule in the sine substitution
 the velocities err by <= 2e-14 relative (d = 2: <= 3e-13) and the risk by ~1e-16.  The
 cost of two-layer networks is O(K (K + panels) nodes) feature evaluations for K reduced
-particles (~3.5 nodes per kink), the same rule in every d (the corrections add a few per
-cent in even d <= 8); two-layer relu sums are fused over the nodes (no nodes x K arrays).
+particles (~3.5 nodes per kink), the same rule in every d (the corrections add under 2% of
+the evaluations in even d <= 8); two-layer relu sums are fused over the nodes (no nodes x K
+arrays).
 
 :class:`ReducedRisk` holds the risk and the velocities for any rule (rho_n, w_n, y_n)
 over the input norm; :class:`RadialExpectation` supplies the quadrature above, and
