@@ -69,13 +69,14 @@ class ReducedRisk:
             raise ValueError(f"{self.method} expectation is for d = {self.d}, the network has d = {network.d}")
 
     def corrections(self, network, params, rho, w):
-        """Per-particle corrections of the rule (particle, node, c (P, 3)) at the branch points
-        of the features (:mod:`meanfield.radial.branch_points`), or None."""
+        """Per-particle corrections of the rule (particle, node, c (P, 3), phi (P, 3)) at the
+        branch points of the features (:mod:`meanfield.radial.branch_points`), or None."""
         return None
 
     def loss(self, network, flat):
-        """1/2 sum_n w_n (f(rho_n) - y_n)^2 + sum_n D_n e_n (+ noise^2/2), D_n = sum_k p_k a_k c_nk(g)
-        the branch-point corrections (two-layer relu, even d <= 8)."""
+        """1/2 sum_n w_n e_n^2 (+ noise^2/2), e = f - y; with branch-point corrections (two-layer
+        relu, even d <= 8) + sum_n D_n e_n - sum_(k, n) (p_k a_k)^2 c_nk(g) (g_k - S_k)(rho_n),
+        D_n = sum_k p_k a_k c_nk(g) (:mod:`meanfield.radial.branch_points`)."""
         self._check(network)
         params = network.layout.unpack(np.asarray(flat))
         rho, w, y = self.rule(network, params)
