@@ -65,7 +65,7 @@ def benchmark(name):
 # Benchmarks that live in their own file benchmarks/<name>.py as a function
 # ``<name>(quick: bool) -> entry dict``; registered at run time when the file exists
 # (after the ones registered with @benchmark, which take precedence).
-MODULE_BENCHMARKS = ("finite_step", "sweep_parallel", "radial_dimension", "perfect_first_layer")
+MODULE_BENCHMARKS = ("finite_step", "sweep_parallel", "radial_dimension", "radial_reference", "perfect_first_layer")
 
 
 def _module_benchmark(name):

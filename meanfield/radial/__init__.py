@@ -35,6 +35,7 @@ limit of full runs with that integrator and dt.
     relu_table     P(t > tau) for relu features, tabulated
     features       g, g_s, g_b (closed forms for relu, Gauss-Jacobi otherwise)
     rules          composite rules in rho split at kinks
+    branch_points  per-particle corrections of the rules at the kinks of relu features in even d
     marginals      the reduced particles of the initial laws (``build_reduced``)
     networks       reduced networks (``build_radial_network``)
     expectation    the reduced risk and its velocities (``ReducedRisk``), the radial

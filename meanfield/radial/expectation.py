@@ -15,12 +15,16 @@ velocities v = -(1/p_k) dR/dtheta_k of the reduced risk R = 1/2 E_rho[e^2] are
 every reduced particle's kink rho = |b_k| / |r_k| (where rho -> g(r_k rho, b_k) stops
 being analytic) and, for three-layer relu, at the zeros of every h_j (found by
 safeguarded Newton).  Between breakpoints the integrands are analytic for odd d; for
-even d they have branch points (rho - rho_k)^((d-1)/2) at the kinks, made analytic by
-the substitution z = sin^2 (d <= 8).  Short pieces get fewer nodes (3 to 16, from their
-distance to rho = 0).  Doubling every node count changes the velocities by <= 3e-14
-relative (d = 2: 1e-14 with 24 nodes) and the risk by ~1e-16.  The cost is
-O(K (K + panels) nodes) feature evaluations for K reduced particles (~3.5 nodes per
-kink), independent of d.
+even d they have branch points (rho - rho_k)^((d-1)/2) at the kinks, strong for d <= 8:
+two-layer networks keep the rule and correct every particle's integrals on the pieces
+near its kink (:mod:`meanfield.radial.branch_points`), three-layer ones use the
+substitution z = sin^2 (about three times the nodes).  Short pieces get fewer nodes (3
+to 16, from their distance to rho = 0).  Against a 48-node rule in the sine substitution
+the velocities err by <= 2e-14 relative (d = 2: <= 3e-13) and the risk by ~1e-16.  The
+cost of two-layer networks is O(K (K + panels) nodes) feature evaluations for K reduced
+particles (~3.5 nodes per kink), the same rule in every d (the corrections add under 2% of
+the evaluations in even d <= 8); two-layer relu sums are fused over the nodes (no nodes x K
+arrays).
 
 :class:`ReducedRisk` holds the risk and the velocities for any rule (rho_n, w_n, y_n)
 over the input norm; :class:`RadialExpectation` supplies the quadrature above, and
@@ -33,6 +37,7 @@ from meanfield.jit import num_threads, parallel_map, single_threaded_blas
 from meanfield.kernels.elementwise import activate
 from meanfield.problem import inputs, targets
 from meanfield.problem.radius import RadiusLaw
+from meanfield.radial import branch_points
 from meanfield.radial.reducibility import options as radial_options
 from meanfield.radial.rules import radius_rule
 
@@ -63,24 +68,43 @@ class ReducedRisk:
         if network.d != self.d:
             raise ValueError(f"{self.method} expectation is for d = {self.d}, the network has d = {network.d}")
 
+    def corrections(self, network, params, rho, w):
+        """Per-particle corrections of the rule (particle, node, c (P, 3), phi (P, 3)) at the
+        branch points of the features (:mod:`meanfield.radial.branch_points`), or None."""
+        return None
+
     def loss(self, network, flat):
-        """1/2 sum_n w_n (f(rho_n) - y_n)^2 (+ noise^2/2)."""
+        """1/2 sum_n w_n e_n^2 (+ noise^2/2), e = f - y; with branch-point corrections (two-layer
+        relu, even d <= 8) + sum_n D_n e_n - sum_(k, n) (p_k a_k)^2 c_nk(g) (g_k - S_k)(rho_n),
+        D_n = sum_k p_k a_k c_nk(g) (:mod:`meanfield.radial.branch_points`)."""
         self._check(network)
         params = network.layout.unpack(np.asarray(flat))
         rho, w, y = self.rule(network, params)
         e = network._profile(params, rho) - y
-        return 0.5 * float(w @ (e * e)) + 0.5 * self.noise_variance
+        loss = 0.5 * float(w @ (e * e)) + 0.5 * self.noise_variance
+        corrections = self.corrections(network, params, rho, w)
+        if corrections is not None:
+            particle, node, c, phi = corrections
+            own = network.p[particle] * params["readout"]["weight"][particle]
+            loss += float(_node_adjustment(network, params, corrections, len(rho)) @ e)
+            loss -= float(np.sum(own * own * c[:, 0] * phi[:, 0]))
+        return loss
 
     def velocity(self, network, flat, out):
         """Write -(1/mass) d(data risk)/dtheta into ``out``; return the data risk."""
         self._check(network)
         params = network.layout.unpack(np.asarray(flat))
+        evaluations = network.features.evaluations
         rho, w, y = self.rule(network, params)
         r, b = network.first_layer(params)
         trule = None if network.features.relu else network.features.cosine_rule_for(rho, r)
+        corrections = self.corrections(network, params, rho, w)
         if network.layers == 2:
             a = np.asarray(params["readout"]["weight"], dtype=np.float64)
-            shared = (r, b, a, network.p * a, trule)
+            adjustment = (np.zeros(len(rho)) if corrections is None else
+                          _node_adjustment(network, params, corrections, len(rho)))
+            residual = np.empty(len(rho))
+            shared = (r, b, a, network.p * a, trule, adjustment, residual)
             block, sinks = self._two_layer_block, (len(r), len(r), len(r))
         else:
             a = np.asarray(params["readout"]["weight"], dtype=np.float64)
@@ -96,18 +120,24 @@ class ReducedRisk:
             sink = [np.zeros(size) for size in sinks]
             loss = 0.0
             for start in starts[worker::workers]:
-                stop = start + self.chunk
-                loss += block(network, shared, rho[start:stop], w[start:stop], y[start:stop], sink)
+                window = slice(start, start + self.chunk)
+                loss += block(network, shared, rho[window], w[window], y[window], sink, window)
             return loss, sink
 
         with single_threaded_blas():
             results = parallel_map(work, range(workers))
         loss = sum(result[0] for result in results)
         total = [sum(result[1][i] for result in results) for i in range(len(sinks))]
-        self.work = len(rho) * len(r)
         V = network.layout.unpack(out)
         if network.layers == 2:
             v_a, v_r, v_b = total
+            if corrections is not None:                    # each particle's own branch point
+                particle, node, c, phi = corrections
+                own = network.p[particle] * a[particle]
+                smooth = residual[node] - own * phi[:, 0]
+                for sink, column, values in zip((v_a, v_r, v_b), c.T, phi.T):
+                    sink -= np.bincount(particle, column * smooth - own * c[:, 0] * values, len(r))
+                loss -= float(np.sum(own * own * c[:, 0] * phi[:, 0]))
             V["readout"]["weight"][:] = v_a
             V["layer1"]["radius"][:] = a * v_r
             if network.bias:
@@ -120,11 +150,14 @@ class ReducedRisk:
                 V["layer2"]["bias"][:] = v_b2
             V["layer2"]["weight"][:] = v_W.reshape(network.width2, network.width1)
             V["readout"]["weight"][:] = v_a
+        self.work = network.features.evaluations - evaluations
         return float(loss) + 0.5 * self.noise_variance
 
     @staticmethod
-    def _two_layer_block(network, shared, rho, w, y, sink):
-        r, b, a, coef, trule = shared
+    def _two_layer_block(network, shared, rho, w, y, sink, window):
+        r, b, a, coef, trule, adjustment, residual = shared
+        if network.features.relu:
+            return network.features.relu_sums(rho, w, y, adjustment[window], r, b, coef, residual[window], *sink)
         G, Gs, Gb = network.features(rho, r, b, derivatives=True, rule=trule)
         e = G @ coef - y
         we = w * e
@@ -134,7 +167,7 @@ class ReducedRisk:
         return 0.5 * float(we @ e)
 
     @staticmethod
-    def _three_layer_block(network, shared, rho, w, y, sink):
+    def _three_layer_block(network, shared, rho, w, y, sink, window):
         r, c, a, coef, WpT, b2, Wq, trule = shared
         Phi, Phis, Phib = network.features(rho, r, c, derivatives=True, rule=trule)
         H = Phi @ WpT
@@ -152,6 +185,13 @@ class ReducedRisk:
         return 0.5 * float(we @ e)
 
 
+def _node_adjustment(network, params, corrections, size):
+    """D_n = sum_k p_k a_k c_nk(g): the correction of the residual's branch points (two layers)."""
+    particle, node, c, _ = corrections
+    coefficient = network.p * np.asarray(params["readout"]["weight"], dtype=np.float64)
+    return np.bincount(node, coefficient[particle] * c[:, 0], size)
+
+
 class RadialExpectation(ReducedRisk):
     """Exact expectations over rotation-invariant inputs for reduced networks.
 
@@ -159,11 +199,14 @@ class RadialExpectation(ReducedRisk):
     ``radius_law``, or an ``[problem] input`` table; ``target``: a radial target (with
     its kinks, :class:`meanfield.problem.targets.RadialTarget`) or an ``[problem] target`` table;
     ``noise``: std of label noise (adds noise^2/2 to the risk, noise^2 to Var(y)).
-    ``nodes`` (at most, per piece; default 16, 24 for d = 2) and ``panels`` base pieces of the rho-rule
-    (see :func:`meanfield.radial.rules.radius_rule`; relu in even d <= 8 uses the sine substitution;
-    ``adaptive`` gives short pieces fewer nodes); ``split`` cuts the rule at the kinks of relu features
-    (|b_k|/|r_k|) and, for three layers, at the zeros of every h_j.  ``chunk`` nodes per
-    block of work (blocks are dealt round-robin to the worker threads).
+    ``nodes`` (at most, per piece; default 16, 24 for three-layer relu in d = 2) and ``panels``
+    base pieces of the rho-rule (see :func:`meanfield.radial.rules.radius_rule`; ``adaptive``
+    gives short pieces fewer nodes); ``split`` cuts the rule at the kinks of relu features
+    (|b_k|/|r_k|) and, for three layers, at the zeros of every h_j.  Relu features in even
+    d <= 8 have strong branch points at their kinks: two-layer networks correct each
+    particle's integrals there (:mod:`meanfield.radial.branch_points`; same rule, same nodes
+    as in any d), three-layer ones use the sine substitution (about three times the nodes).
+    ``chunk`` nodes per block of work (blocks are dealt round-robin to the worker threads).
     """
 
     method = "radial"
@@ -175,10 +218,10 @@ class RadialExpectation(ReducedRisk):
         self.target = _radial_target(target, self.d)
         self.noise_variance = float(noise) ** 2
         # relu features in even d have (rho - rho_k)^((d-1)/2) at their kinks: half-integer
-        # powers, made analytic by the sine substitution (which needs about twice the nodes)
-        self.sine = self.d % 2 == 0 and self.d <= 8
-        if nodes is None:
-            nodes = 24 if (self.sine and self.d == 2) else 16
+        # powers, strong for d <= 8 (branch_points.corrected)
+        self.branch = branch_points.corrected(self.d)
+        self.sine_nodes = 24 if (nodes is None and self.d == 2) else None
+        nodes = 16 if nodes is None else nodes
         self.nodes, self.panels, self.split, self.chunk = int(nodes), int(panels), bool(split), int(chunk)
         self.adaptive = bool(adaptive)
         if self.nodes < 1 or self.panels < 1 or self.chunk < 1:
@@ -204,20 +247,28 @@ class RadialExpectation(ReducedRisk):
         """(rho, weights, y) of the rho-rule for this state (split at every kink)."""
         kinks = [self.target.kinks]
         relu = network.features.relu
-        sine = self.sine and relu
+        sine = self.branch and relu and network.layers == 3
         if self.split and relu:
             kinks.append(network.features.kinks(*network.first_layer(params)))
-        # d = 2 (square-root branch points at the kinks) keeps the full count on every piece
-        minimum = self.nodes if (sine and self.d == 2) else None
-        rho, w, edges = radius_rule(self.law, np.concatenate(kinks), self.nodes, self.panels, sine, self.adaptive, minimum)
+        # sine, d = 2 (square-root branch points at the kinks): the full count on every piece
+        nodes = self.sine_nodes if (sine and self.sine_nodes) else self.nodes
+        minimum = nodes if (sine and self.d == 2) else None
+        rho, w, edges = radius_rule(self.law, np.concatenate(kinks), nodes, self.panels, sine, self.adaptive, minimum)
         if self.split and network.layers == 3 and relu and self.law.atom is None:
             roots = self._hidden_roots(network, params, rho, edges)
             if len(roots):
                 kinks.append(roots)
-                rho, w, _ = radius_rule(self.law, np.concatenate(kinks), self.nodes, self.panels, sine, self.adaptive,
-                                          minimum)
-        self.last_rule_size = len(rho)
+                rho, w, edges = radius_rule(self.law, np.concatenate(kinks), nodes, self.panels, sine, self.adaptive,
+                                            minimum)
+        self.last_rule_size, self._edges = len(rho), edges
         return rho, w, self.target.values(rho)
+
+    def corrections(self, network, params, rho, w):
+        """The branch-point corrections of two-layer relu features in even d <= 8 (else None)."""
+        if not (self.branch and self.split and network.features.relu and network.layers == 2):
+            return None
+        return branch_points.branch_corrections(self.law, rho, w, self._edges, *network.first_layer(params),
+                                                network.features)
 
     def _hidden_roots(self, network, params, rho, edges, iterations=60):
         """Zeros of every h_j(rho) inside the support (sign changes on the rule, then safeguarded Newton)."""

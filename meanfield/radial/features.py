@@ -25,12 +25,12 @@ from meanfield.kernels.elementwise import check_code
 from meanfield.model import activations
 from meanfield.model.activations import CODES, RELU, evaluate
 from meanfield.radial.cosine import cosine_nodes, cosine_rule
-from meanfield.radial.relu_table import relu_table, tail_probability
+from meanfield.radial.relu_table import estrin7, relu_table, tail_probability
 
 
 @kernel(inline=True)
-def _relu_point(s, b, table, width, phi_coefficient, half_power, one_dim):
-    """(g, g_s, g_b) at (s, b) for relu."""
+def relu_point(s, b, table, one_dim):
+    """(g, g_s, g_b) at (s, b) for relu; ``table`` is :func:`meanfield.radial.relu_table.relu_table`'s."""
     if one_dim:
         up = s + b
         down = b - s
@@ -45,23 +45,60 @@ def _relu_point(s, b, table, width, phi_coefficient, half_power, one_dim):
         return 0.0, 0.0, 0.0          # s = b = 0
     if b <= -a:
         return 0.0, 0.0, 0.0
+    far, width, near, near_width, phi_coefficient, half_power, floor = table
     tau = -b / a
-    tail = tail_probability(tau, table, width)
-    phi = phi_coefficient * ((1.0 - tau) * (1.0 + tau)) ** half_power
+    i = int(abs(tau) / near_width)
+    if i < near.shape[0]:             # |tau| < NEAR: Q(arcsin tau), (1 - tau^2)^((d-1)/2) from the near table
+        u = 2.0 * (abs(tau) - i * near_width) / near_width - 1.0
+        q = estrin7(near[i], 0, u)
+        power = estrin7(near[i], 8, u)
+        tail = 0.5 - q if tau > 0.0 else 0.5 + q
+        phi = phi_coefficient * power
+    else:
+        tail = tail_probability(tau, far, width)
+        x = (1.0 - tau) * (1.0 + tau)
+        phi = phi_coefficient * x ** half_power if x > floor else 0.0     # below: < 1e-300 (and slow)
     gs = phi if s > 0.0 else -phi
     return a * phi + b * tail, gs, tail
 
 
 @kernel
-def _relu_features(rho, r, b, table, width, phi_coefficient, half_power, one_dim, G, Gs, Gb, derivatives):
+def _relu_features(rho, r, b, table, one_dim, G, Gs, Gb, derivatives):
     rows, cols = G.shape
     for n in range(rows):
         for k in range(cols):
-            g, gs, gb = _relu_point(r[k] * rho[n], b[k], table, width, phi_coefficient, half_power, one_dim)
+            g, gs, gb = relu_point(r[k] * rho[n], b[k], table, one_dim)
             G[n, k] = g
             if derivatives:
                 Gs[n, k] = gs
                 Gb[n, k] = gb
+
+
+@kernel
+def _relu_sums(rho, w, y, extra, r, b, coefficient, table, one_dim, residual,
+               v_a, v_r, v_b):
+    """Two-layer relu sums over the nodes n, fused (no (nodes x K) arrays):
+    e_n = sum_k coefficient_k g(r_k rho_n, b_k) - y_n (written to ``residual``), and
+    v -= (w_n e_n + extra_n) (g, rho_n g_s, g_b); returns sum_n (w_n e_n^2 / 2 + extra_n e_n)."""
+    K = len(r)
+    g_row, gs_row, gb_row = np.empty(K), np.empty(K), np.empty(K)
+    loss = 0.0
+    for n in range(len(rho)):
+        x = rho[n]
+        e = -y[n]
+        for k in range(K):
+            g, gs, gb = relu_point(r[k] * x, b[k], table, one_dim)
+            g_row[k], gs_row[k], gb_row[k] = g, gs, gb
+            e += coefficient[k] * g
+        residual[n] = e
+        we = w[n] * e + extra[n]
+        wex = we * x
+        for k in range(K):
+            v_a[k] -= we * g_row[k]
+            v_r[k] -= wex * gs_row[k]
+            v_b[k] -= we * gb_row[k]
+        loss += (0.5 * w[n] * e + extra[n]) * e
+    return loss
 
 
 @kernel
@@ -112,7 +149,7 @@ class RadialFeatures:
         if self.code == RELU and self.d >= 2:
             self.table = relu_table(self.d)
         else:
-            self.table = (np.zeros((1, 1)), 1.0, 0.0, 0.0)
+            self.table = (np.zeros((1, 8)), 1.0, np.zeros((1, 16)), 1.0, 0.0, 0.0, 0.0)
         self.evaluations = 0        # (node, particle) pairs evaluated, for work counts
 
     @property
@@ -134,6 +171,14 @@ class RadialFeatures:
         scale = float(np.max(np.abs(rho), initial=0.0) * np.max(np.abs(r), initial=0.0))
         return cosine_rule(self.d, cosine_nodes(self.activation, self.d, scale))
 
+    def relu_sums(self, rho, w, y, extra, r, b, coefficient, residual, v_a, v_r, v_b):
+        """Two-layer relu, fused over nodes: with e_n = sum_k coefficient_k g(r_k rho_n, b_k) - y_n
+        (written to ``residual``) and u_n = w_n e_n + extra_n, subtract sum_n u_n g,
+        sum_n u_n rho_n g_s and sum_n u_n g_b from ``v_a``, ``v_r``, ``v_b`` (K,) and return
+        sum_n (w_n e_n^2 / 2 + extra_n e_n)."""
+        self.evaluations += len(rho) * len(r)
+        return _relu_sums(rho, w, y, extra, r, b, coefficient, self.table, self.d == 1, residual, v_a, v_r, v_b)
+
     def __call__(self, rho, r, b, derivatives=False, rule=None):
         """G[n, k] = g(r_k rho_n, b_k), and with ``derivatives`` also G_s, G_b (float64)."""
         rho = np.ascontiguousarray(rho, dtype=np.float64)
@@ -145,9 +190,7 @@ class RadialFeatures:
         Gb = np.empty(shape) if derivatives else np.empty((0, 0))
         self.evaluations += shape[0] * shape[1]
         if self.relu:
-            table, width, phi_coefficient, half_power = self.table
-            _relu_features(rho, r, b, table, width, phi_coefficient, half_power, self.d == 1, G, Gs, Gb,
-                           derivatives)
+            _relu_features(rho, r, b, self.table, self.d == 1, G, Gs, Gb, derivatives)
         else:
             t, wt = rule if rule is not None else self.cosine_rule_for(rho, r)
             _smooth_features(rho, r, b, t, wt, G, Gs, Gb, derivatives, self.code)

@@ -18,7 +18,7 @@ import numpy as np
 _GL_CACHE = {}
 
 
-def _legendre01(n):
+def legendre01(n):
     """n-point Gauss-Legendre rule on [0, 1]."""
     if n not in _GL_CACHE:
         x, w = np.polynomial.legendre.leggauss(n)
@@ -88,7 +88,7 @@ def radius_rule(law, kinks=(), nodes=8, panels=16, sine=False, adaptive=True, mi
         counts = np.clip(wanted, min(minimum, nodes), nodes).astype(int)
     z_parts, w_parts = [], []
     for m in np.unique(counts):
-        u, w = _sine_rule(int(m)) if sine else _legendre01(int(m))
+        u, w = _sine_rule(int(m)) if sine else legendre01(int(m))
         pick = counts == m
         z_parts.append((left[pick, None] + length[pick, None] * u).ravel())
         w_parts.append((length[pick, None] * w).ravel())
