@@ -392,7 +392,7 @@ class DepthSeparationStudy(Study):
             tables.append(Table("width_needed", "Trainable parameters needed to reach relative test loss <= eps "
                                 "within the flow's time (bisection over the ladder; mean over seeds)", needed))
             figures.append(("Trainable parameters needed against d", self._needed_figure(settings, needed, fits)))
-        distances = self._distances(jobs, rows, warnings)
+        distances = self._distances(jobs, warnings)
         if distances:
             tables.append(Table("distance", "Finite networks against the exact limit at the final time: "
                                 "D(m) = C m^(-alpha) (m the width; three layers m1 = m2), and the relative test "
@@ -457,15 +457,21 @@ class DepthSeparationStudy(Study):
         return save(fig, os.path.join(settings["directory"], "limit-functions"), formats=("png",))[0]
 
     @staticmethod
-    def _distances(jobs, rows, warnings):
-        out = []
-        for job, row in zip(jobs, rows):
-            if "comparison" not in job.params:
+    def _comparisons(jobs, kind, warnings):
+        """(job, summary) of the finished comparison jobs whose params hold ``kind``
+        ("comparison" or "split"); the others are named in ``warnings``."""
+        for job in jobs:
+            if kind not in job.params:
                 continue
             summary = summary_from_file(job.path)
             if summary["status"] != "finished":
                 warnings.append(f"{job.name}: {summary['status']} ({summary['message']}); left out")
                 continue
+            yield job, summary
+
+    def _distances(self, jobs, warnings):
+        out = []
+        for job, summary in self._comparisons(jobs, "comparison", warnings):
             with RunFile(job.path) as run:
                 finite = run.finite()
                 half_variance = run.metrics()["loss"][-1] / run.metrics()["relative_loss"][-1]
@@ -478,16 +484,9 @@ class DepthSeparationStudy(Study):
                         "path": job.path})
         return out
 
-    @staticmethod
-    def _splits(jobs, warnings):
+    def _splits(self, jobs, warnings):
         out = []
-        for job in jobs:
-            if "split" not in job.params:
-                continue
-            summary = summary_from_file(job.path)
-            if summary["status"] != "finished":
-                warnings.append(f"{job.name}: {summary['status']} ({summary['message']}); left out")
-                continue
+        for job, summary in self._comparisons(jobs, "split", warnings):
             warnings.extend(f"{job.name}: {warning}" for warning in summary["warnings"])
             rows = summary["split_final"]
             second = summary["layer2_fit"]
