@@ -1,15 +1,16 @@
 """Two-layer velocity on a chunk of samples, tiled so the (samples x particles) block stays in cache.
 
 The residual e_k = f(x_k) - y_k needs every particle's output at sample k before any
-backward factor is known, so a chunk of rows is swept twice over blocks of particles:
+backward factor is known, so a chunk of rows is swept over blocks of particles twice:
 
 * forward: Z^T = W_j X_c^T for one block j of particles (a BLAS product into a buffer
   that fits in L2, particles x samples so that the sweep's inner loop over samples
-  vectorizes), s = sigma(Z + b), f_k += sum_i coef_i s_ki;
-* backward, with r_k = omega_k e_k: the block's pre-activations are computed again
-  (cheaper than writing and re-reading an (n x N) intermediate through memory), then
-  v_a_i -= sum_k r_k s_ki, v_b_i -= sum_k r_k sigma'_ki in the same sweep, and a BLAS
-  product v_W_j -= sigma'_j^T (r X_c).
+  vectorizes), s = sigma(Z + b), s' = sigma'(Z + b), f_k += sum_i coef_i s_ki;
+* backward, with r_k = omega_k e_k, either from s and s' kept for every particle of the
+  chunk (when the caller's buffers hold them: three BLAS products v_a -= s^T r,
+  v_b -= s'^T r, v_W -= s'^T (r X_c)), or block by block with the pre-activations and
+  the activation computed again (no memory beyond one block): v_a_i -= sum_k r_k s_ki,
+  v_b_i -= sum_k r_k s'_ki in the sweep, then a BLAS product v_W_j -= s'_j^T (r X_c).
 
 The first-layer velocities are accumulated without the factor a_i (readout weight):
 :func:`scale_rows` applies it once, after the last chunk.  The BLAS calls go from
@@ -86,6 +87,13 @@ def _transposed_pre_activations(X, W, ZT):
 
 
 @kernel(inline=True)
+def _subtract_product(A, B, C, m, n, k):
+    """C (m, n) -= A (m, k) @ B (k, n), all three contiguous row-major."""
+    # column-major: C^T (n, m) -= B^T (n, k) @ A^T (k, m)
+    _colmajor_gemm(_N, _N, n, m, k, -1.0, B, n, A, k, 1.0, C, n)
+
+
+@kernel(inline=True)
 def _accumulate_velocity(G, Y, V):
     """V (b, d) -= G (rows, b)^T @ Y (rows, d); Y, V contiguous, G rows contiguous (any row stride)."""
     rows, b = G.shape
@@ -95,19 +103,21 @@ def _accumulate_velocity(G, Y, V):
 
 
 @kernel
-def _forward_sweep(ZT, bias, coef, f, code):
-    """f_k += sum_i coef_i sigma(ZT_ik + bias_i) (in float64, summed over i in order).
+def _forward_sweep(S, D, bias, coef, f, code):
+    """S <- sigma(S + bias), D <- sigma'(S + bias) (rows of S: particles, columns: samples);
+    f_k += sum_i coef_i sigma_ik (in float64, summed over i in order).
 
-    ZT is the block's transposed pre-activations (particles x rows): the inner loop runs
-    over the samples k, each f_k accumulating its own sum, so it vectorizes without
-    reordering any sum.
+    The inner loop runs over the samples k, each f_k accumulating its own sum, so it
+    vectorizes without reordering any sum.
     """
     literally(code)
-    b, rows = ZT.shape
+    b, rows = S.shape
     for i in range(b):
         c, t = float(coef[i]), bias[i]
         for k in range(rows):
-            s, _ = evaluate(code, ZT[i, k] + t)
+            s, ds = evaluate(code, S[i, k] + t)
+            S[i, k] = s
+            D[i, k] = ds
             f[k] += c * float(s)
 
 
@@ -127,36 +137,47 @@ def _backward_sweep(Z, bias, r, v_readout, v_bias, code):
 
 @kernel
 def _residuals(X, y, sample_weight, f):
-    """(e, r, Y): residuals e = f - y, r = omega e (float64) and Y = r X (X's dtype)."""
+    """(e, r, Y): residuals e = f - y (float64), r = omega e and Y = r X (X's dtype)."""
     rows, d = X.shape
     residual = np.empty(rows, dtype=np.float64)
-    r = np.empty(rows, dtype=np.float64)
+    r = np.empty(rows, dtype=X.dtype)
     Y = np.empty((rows, d), dtype=X.dtype)
     for k in range(rows):
         e = f[k] - y[k]
+        rk = sample_weight[k] * e
         residual[k] = e
-        r[k] = sample_weight[k] * e
+        r[k] = rk
         for c in range(d):
-            Y[k, c] = r[k] * X[k, c]
+            Y[k, c] = rk * X[k, c]
     return residual, r, Y
 
 
 @kernel
-def _two_layer_rows(X, y, sample_weight, W, bias, coef, v_readout, v_weight, v_bias, buffer, block, code):
+def _two_layer_rows(X, y, sample_weight, W, bias, coef, v_readout, v_weight, v_bias, S, D, block, code):
     literally(code)
     rows, d = X.shape
     width = W.shape[0]
+    keep = S.size >= width * rows
     f = np.zeros(rows, dtype=np.float64)
     for j in range(0, width, block):
         b = min(block, width - j)
-        ZT = buffer[:b * rows].reshape((b, rows))
-        _transposed_pre_activations(X, W[j:j + b], ZT)
-        _forward_sweep(ZT, bias[j:j + b], coef[j:j + b], f, code)
+        at = j * rows if keep else 0
+        Sj = S[at:at + b * rows].reshape((b, rows))
+        Dj = D[at:at + b * rows].reshape((b, rows))
+        _transposed_pre_activations(X, W[j:j + b], Sj)
+        _forward_sweep(Sj, Dj, bias[j:j + b], coef[j:j + b], f, code)
     residual, r, Y = _residuals(X, y, sample_weight, f)
-    # backward: pre-activations again; readout and bias velocities in the sweep, first layer through BLAS
+    if keep:
+        Sc = S[:width * rows].reshape((width, rows))
+        Dc = D[:width * rows].reshape((width, rows))
+        _subtract_product(Sc, r, v_readout, width, 1, rows)
+        _subtract_product(Dc, r, v_bias, width, 1, rows)
+        _subtract_product(Dc, Y, v_weight, width, d, rows)
+        return residual
+    # sigma and sigma' of one block at a time: pre-activations and activation again
     for j in range(0, width, block):
         b = min(block, width - j)
-        Z = buffer[:rows * b].reshape((rows, b))
+        Z = S[:rows * b].reshape((rows, b))
         _pre_activations(X, W[j:j + b], Z)
         _backward_sweep(Z, bias[j:j + b], r, v_readout[j:j + b], v_bias[j:j + b], code)
         _accumulate_velocity(Z, Y, v_weight[j:j + b])
@@ -164,7 +185,7 @@ def _two_layer_rows(X, y, sample_weight, W, bias, coef, v_readout, v_weight, v_b
 
 
 @kernel
-def two_layer_rows(X, y, sample_weight, W, bias, coef, v_readout, v_weight, v_bias, buffer, block, code):
+def two_layer_rows(X, y, sample_weight, W, bias, coef, v_readout, v_weight, v_bias, S, D, block, code):
     """Two-layer velocities of a chunk of samples (rows of X), accumulated in place.
 
     With s = sigma(X W^T + bias), f_k = sum_i coef_i s_ki, e_k = f_k - y_k and
@@ -174,17 +195,18 @@ def two_layer_rows(X, y, sample_weight, W, bias, coef, v_readout, v_weight, v_bi
         v_bias[i]      -= sum_k r_k sigma'_ki          (without the factor a_i)
         v_weight[i, :] -= sum_k r_k sigma'_ki x_k       (without the factor a_i)
 
-    and the residuals e (float64) are returned.  Particles are taken ``block`` at a
-    time; the pre-activations are computed twice (forward, backward) in a buffer of
-    rows * block entries of X's dtype, which stays in cache -- worth it for an
-    activation whose compiled loops vectorize (see :mod:`meanfield.model.vector_math`).
+    and the residuals e (float64) are returned.  S and D (at least width * rows entries of
+    X's dtype) receive sigma and sigma' (particles x samples): the forward pass computes
+    each block of ``block`` particles' pre-activations with BLAS and evaluates the
+    activation once per (sample, particle) while the block is in cache; the backward
+    pass is three BLAS products on S and D.  v_readout, v_weight, v_bias contiguous.
     """
     check_code(code)
     residual = np.empty(0, dtype=np.float64)
     for c in literal_unroll(CODES):
         if c == code:
             residual = _two_layer_rows(X, y, sample_weight, W, bias, coef, v_readout, v_weight, v_bias,
-                                       buffer, block, c)
+                                       S, D, block, c)
     return residual
 
 

@@ -3,10 +3,11 @@
 The velocity of every particle is computed chunk by chunk over samples.  Two layers: one
 compiled kernel per chunk (:func:`meanfield.kernels.tiled.two_layer_rows`) works through
 blocks of particles whose (rows x block) pre-activations stay in cache, calling BLAS for
-the products; it computes them twice (forward for the output, backward once the
-residuals e_k = f(x_k) - y_k are known), and evaluates the activations in vectorized
-loops (cheaper than writing and re-reading them).  Three layers, memory O((N + n) d + chunk N)
-(chunks of at least MIN_CHUNK_ROWS rows): for each chunk of rows the pre-activations come
+the products and evaluating the activations in vectorized loops.  The backward pass,
+once the residuals e_k = f(x_k) - y_k are known, either computes the pre-activations and
+activations again (float64: cheaper than writing and re-reading them) or, in float32,
+uses sigma and sigma' kept from the forward pass for the whole chunk (32 rows).  Three
+layers, memory O((N + n) d + chunk N) (chunks of at least MIN_CHUNK_ROWS rows): for each chunk of rows the pre-activations come
 from one BLAS product, a fused compiled kernel evaluates the activations, the network
 output, the residual and the backward factors in one sweep over the rows, and BLAS
 products accumulate the velocities in place.
@@ -36,6 +37,7 @@ DEFAULT_CHUNK_BYTES = 2 ** 24
 MIN_CHUNK_ROWS = 16
 TWO_LAYER_ROWS = 256          # two layers: rows per chunk and particles per block, so that
 TWO_LAYER_BLOCK = 256         # the (rows x block) pre-activations stay in L2 (512 kB float64)
+TWO_LAYER_KEPT_ROWS = 32      # float32: rows per chunk whose sigma, sigma' of all particles are kept
 
 
 class SampleExpectation:
@@ -85,7 +87,8 @@ class SampleExpectation:
         shared = self._shared(network, flat)
         n, workers = len(self.X), num_threads()
         if network.layers == 2:
-            rows = max(1, min(TWO_LAYER_ROWS, -(-n // workers)))
+            rows = TWO_LAYER_KEPT_ROWS if self._keeps_activations(network) else TWO_LAYER_ROWS
+            rows = max(1, min(rows, -(-n // workers)))
             chunk, finish = self._two_layer_chunk, self._two_layer_finish
         else:
             columns = 3 * network.width1 + 2 * network.width2
@@ -110,6 +113,17 @@ class SampleExpectation:
         for sink in sinks[1:]:
             out += sink
         return float(sum(losses))
+
+    def _keeps_activations(self, network):
+        """Two layers: whether a chunk keeps sigma and sigma' of every particle for the
+        backward pass (2 x TWO_LAYER_KEPT_ROWS x N entries per worker, within the memory
+        budget) instead of computing them again block by block.  Float32 only: there the
+        pre-activation product and the activation cost more than writing and re-reading
+        the kept values (8 bytes a pair); in float64 (16 bytes a pair) the two are about
+        equal on the measured machine, and recomputing needs no memory (see
+        benchmarks/README.md)."""
+        itemsize = self.X.itemsize
+        return itemsize == 4 and 2 * TWO_LAYER_KEPT_ROWS * network.width * itemsize <= self.chunk_bytes
 
     def _rows_per_chunk(self, columns):
         """Rows per chunk: the memory budget, but never fewer than MIN_CHUNK_ROWS (a chunk of
@@ -149,10 +163,12 @@ class SampleExpectation:
         the first-layer velocities still lack the factor a_i (:meth:`_two_layer_finish`)."""
         P, dtype = shared["P"], self.X.dtype
         Xc, yc, wc = self.X[start:stop], self.y[start:stop], self.weights[start:stop]
-        buffer = self._workspace(worker, "Z tile", (rows * TWO_LAYER_BLOCK,), dtype)
+        size = rows * (net.width if self._keeps_activations(net) else TWO_LAYER_BLOCK)
+        S = self._workspace(worker, "sigma", (size,), dtype)
+        D = self._workspace(worker, "sigma'", (size,), dtype)
         v_bias = V["layer1"]["bias"] if net.bias else self._workspace(worker, "no bias", (net.width,), dtype)
         e = two_layer_rows(Xc, yc, wc, P["layer1"]["weight"], shared["bias"], shared["coef"],
-                           V["readout"]["weight"], V["layer1"]["weight"], v_bias, buffer, TWO_LAYER_BLOCK,
+                           V["readout"]["weight"], V["layer1"]["weight"], v_bias, S, D, TWO_LAYER_BLOCK,
                            shared["code"])
         return _half_mean_square(e, wc)
 

@@ -1,10 +1,12 @@
 """Two-layer velocities at sizes that exercise the blocked kernel: several chunks of
-samples and several blocks of particles, neither a multiple of the block size."""
+samples and several blocks of particles, neither a multiple of the block size; both
+backward passes (sigma, sigma' kept for the chunk, or computed again block by block) in
+both dtypes."""
 
 import numpy as np
 import pytest
 
-from meanfield.flow.estimators.samples import TWO_LAYER_BLOCK, TWO_LAYER_ROWS
+from meanfield.flow.estimators.samples import TWO_LAYER_BLOCK, TWO_LAYER_KEPT_ROWS, TWO_LAYER_ROWS
 from meanfield.flow.estimators.samples import SampleExpectation
 from meanfield.model import activations
 from tests import reference
@@ -13,13 +15,20 @@ from tests.helpers import random_problem
 WIDTH = TWO_LAYER_BLOCK + 45            # one full block and a partial one
 N_SAMPLES = 2 * TWO_LAYER_ROWS + 89     # two full chunks and a partial one
 TOLERANCE = {np.float64: 1e-10, np.float32: 2e-3}
+assert N_SAMPLES % TWO_LAYER_KEPT_ROWS and N_SAMPLES > 2 * TWO_LAYER_KEPT_ROWS
+
+
+@pytest.fixture(params=(False, True), ids=("recompute", "keep"))
+def keep(request, monkeypatch):
+    monkeypatch.setattr(SampleExpectation, "_keeps_activations", lambda self, network: request.param)
+    return request.param
 
 
 @pytest.mark.parametrize("dtype", (np.float64, np.float32))
 @pytest.mark.parametrize("d", (5, 33))
 @pytest.mark.parametrize("bias", (True, False))
 @pytest.mark.parametrize("activation", activations.NAMES)
-def test_blocked_velocity_matches_plain_numpy(activation, bias, d, dtype):
+def test_blocked_velocity_matches_plain_numpy(activation, bias, d, dtype, keep):
     net, flat, X, y, omega = random_problem(2, activation, bias, seed=7, width=WIDTH, d=d, n=N_SAMPLES)
     out = np.empty(len(flat), dtype=dtype)
     loss = SampleExpectation(X.astype(dtype), y.astype(dtype), omega).velocity(net, flat.astype(dtype), out)
@@ -31,7 +40,7 @@ def test_blocked_velocity_matches_plain_numpy(activation, bias, d, dtype):
 @pytest.mark.parametrize("threads", (1, 2))
 @pytest.mark.parametrize("dtype", (np.float64, np.float32))
 @pytest.mark.parametrize("activation", activations.NAMES)
-def test_blocked_velocity_is_reproducible(activation, dtype, threads, monkeypatch):
+def test_blocked_velocity_is_reproducible(activation, dtype, threads, keep, monkeypatch):
     """Same thread count, same numbers, bit for bit (a fresh estimator each time)."""
     monkeypatch.setenv("MEANFIELD_NUM_THREADS", str(threads))
     net, flat, X, y, omega = random_problem(2, activation, True, seed=8, width=WIDTH, d=7, n=N_SAMPLES)
