@@ -3,10 +3,14 @@
 
     python benchmarks/run.py [--quick] [--only NAME ...] [--skip NAME ...] [--output PATH]
 
-Runs every registered benchmark, prints one line each and writes ``results.json`` next
+Runs every registered benchmark, prints one line each and updates ``results.json`` next
 to this file (or ``--output``): a JSON list of entries
 
-    {"name", "value", "unit", "baseline", "ratio", ...extra descriptive keys}
+    {"name", "value", "unit", "baseline", "ratio", "machine", ...extra descriptive keys}
+
+``machine`` holds the BLAS libraries in use (threadpoolctl), the CPU count and the square
+matmul rates (GFLOP/s, float64 and float32, all threads) measured at the start of the
+run.  Entries of the same name are replaced; the others are kept.
 
 Adding a benchmark: write one function ``f(ctx) -> entry or list of entries`` decorated
 with ``@benchmark("name")``; build the entry with :func:`entry`.  ``ctx`` (a
@@ -262,6 +266,16 @@ def machine():
             "loadavg_1min": round(os.getloadavg()[0], 2)}
 
 
+def merged(path, results):
+    """The entries of the JSON list at ``path`` (if any) with those of ``results`` replacing
+    the ones of the same name, in the order of the registry: a partial run (``--only``)
+    updates its entries and keeps the others, each with the machine it was measured on."""
+    order = {name: i for i, (name, _) in enumerate(BENCHMARKS)}
+    by_name = {e["name"]: e for e in (json.loads(path.read_text()) if path.exists() else [])}
+    by_name.update((e["name"], e) for e in results)
+    return sorted(by_name.values(), key=lambda e: order.get(e["name"], len(order)))
+
+
 def blas_libraries():
     """The BLAS libraries loaded (threadpoolctl): 'internal_api version architecture, threads'."""
     return [f"{pool.get('internal_api')} {pool.get('version')} {pool.get('architecture')}, "
@@ -474,6 +488,10 @@ def main(argv=None):
     import meanfield.flow.estimators.samples  # noqa: F401  (load every BLAS the package uses)
     for library in blas_libraries():
         print(f"BLAS: {library}", flush=True)
+    machine = {"blas": blas_libraries(), "cpus": os.cpu_count(),
+               "matmul_gflops": {np.dtype(dtype).name: ctx.matmul_flops() / min(ctx.matmul_seconds(dtype)
+                                                                                 for _ in range(ctx.repeats)) / 1e9
+                                 for dtype in (np.float64, np.float32)}}
     results, failed = [], []
     for name, function in BENCHMARKS:
         if (args.only and name not in args.only) or name in args.skip:
@@ -487,9 +505,10 @@ def main(argv=None):
         finally:
             gc.collect()
         for e in produced if isinstance(produced, list) else [produced]:
-            results.append(e)
+            results.append({**e, "machine": machine})
             print(describe(e), flush=True)
-    Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    written = merged(Path(args.output), results)
+    Path(args.output).write_text(json.dumps(written, indent=2) + "\n")
     print(f"wrote {args.output}" + (f" ({len(failed)} failed: {', '.join(failed)})" if failed else ""))
     return 1 if failed else 0
 
