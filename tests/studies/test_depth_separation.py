@@ -88,6 +88,7 @@ snapshots = { count = 3, spacing = "linear" }
 """
 
 
+@pytest.mark.filterwarnings("ignore:the fit of D2:UserWarning")      # two second-layer widths of 16 particles
 def test_the_study_runs_reports_and_skips_what_is_done(tmp_path):
     config = tmp_path / "small.toml"
     config.write_text(SMALL)
