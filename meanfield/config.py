@@ -586,8 +586,8 @@ def _finite(raw, model):
         _fail("finite.confidence", finite["confidence"], "must be a number in (0, 1)")
     if "budget_width" in raw:
         finite["budget_width"] = _width(raw["budget_width"], "finite.budget_width", layers)
-        if finite["budget_width"] not in (comparison_widths({"finite": finite, "model": model}) or
-                                          [finite["budget_width"]]):
+        widths = comparison_widths({"finite": finite, "model": model})
+        if widths and finite["budget_width"] not in widths:
             _fail("finite.budget_width", raw["budget_width"], "must be one of [finite] widths")
     return finite
 

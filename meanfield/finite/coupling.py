@@ -82,25 +82,16 @@ def couple(reference, reference_initial, width, coupling, index, replicate_seed,
     return network, network.layout.pack(params, dtype=dtype), info
 
 
-def couple_split(reference, reference_initial, widths, index, replicate_seed, seed):
-    """(finite network, its initial state, perfect network, its initial state, info) of
-    widths [m1, m2] against a reference with an infinite first layer.
-
-    The perfect network is the reference (a reduced three-layer network: K first-layer
-    particles (r_k, c_k), M2 second-layer particles) restricted to m2 of its second-layer
-    particles (:func:`block_indices`, replicate number ``index``; weights q renormalised,
-    uniform stays exactly 1/m2): an infinite first layer under m2 neurons.  The finite
-    network has m1 first-layer neurons drawn i.i.d. from the perfect network's first layer
-    (w_i = r_k u_i with k ~ p and u_i uniform on the sphere, c_i = c_k, W_ji = W_jk, the
-    same m2 second-layer neurons: :func:`meanfield.radial.networks.sample_full_network`).
-    So f_finite - f_perfect is the first layer's discretization error and
-    f_perfect - f_reference the second layer's.
-    """
-    m1, m2 = (int(w) for w in widths)
+def perfect_network(reference, reference_initial, m2, index, replicate_seed, seed):
+    """(perfect network, its initial state, info): the reference with an infinite first layer
+    (a reduced three-layer network: K first-layer particles (r_k, c_k), M2 second-layer
+    particles) restricted to m2 of its second-layer particles (:func:`block_indices`,
+    replicate number ``index``; weights q renormalised, uniform stays exactly 1/m2): an
+    infinite first layer under m2 neurons."""
     rng = seeding.stream(seed, "subset", replicate_seed)
-    idx2, disjoint = block_indices(reference.width2, m2, index, rng)
+    idx2, disjoint = block_indices(reference.width2, int(m2), index, rng)
     weights = _renormalised(reference.q, idx2)
-    perfect = RadialThreeLayerNetwork(reference.d, (reference.width1, m2), reference.activation, reference.bias,
+    perfect = RadialThreeLayerNetwork(reference.d, (reference.width1, int(m2)), reference.activation, reference.bias,
                                       {"layer1": reference.p, **({"layer2": weights} if weights is not None else {})},
                                       reference.features.t_nodes)
     P = reference.layout.unpack(np.asarray(reference_initial, dtype=np.float64))
@@ -108,7 +99,19 @@ def couple_split(reference, reference_initial, widths, index, replicate_seed, se
               "readout": {"weight": P["readout"]["weight"][idx2]}}
     if reference.bias:
         params["layer2"]["bias"] = P["layer2"]["bias"][idx2]
-    perfect_state = perfect.layout.pack(params)
+    return perfect, perfect.layout.pack(params), {"coupling": "subsample", "layer2_indices": idx2,
+                                                  "disjoint": disjoint}
+
+
+def couple_split(reference, reference_initial, widths, index, replicate_seed, seed):
+    """(finite network, its initial state, info) of widths [m1, m2] against a reference with
+    an infinite first layer: m1 first-layer neurons drawn i.i.d. from the first layer of
+    :func:`perfect_network` (w_i = r_k u_i with k ~ p and u_i uniform on the sphere,
+    c_i = c_k, W_ji = W_jk) and its m2 second-layer neurons
+    (:func:`meanfield.radial.networks.sample_full_network`).  So f_finite - f_perfect is
+    the first layer's discretization error and f_perfect - f_reference the second layer's.
+    """
+    m1, m2 = (int(w) for w in widths)
+    perfect, perfect_state, info = perfect_network(reference, reference_initial, m2, index, replicate_seed, seed)
     network, state = sample_full_network(perfect, perfect_state, m1, seeding.stream(seed, "init", replicate_seed))
-    return network, state, perfect, perfect_state, {"coupling": "subsample", "layer2_indices": idx2,
-                                                    "disjoint": disjoint}
+    return network, state, info

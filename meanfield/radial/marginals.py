@@ -145,15 +145,14 @@ def product_rule(marginals, count, rule="gauss", rng=None):
         for i in continuous:
             x, w = marginals[i].gauss(n)
             axes.append((np.asarray(x)[:, None], np.asarray(w), [i]))
-    elif continuous and rule == "sobol":
-        from scipy.stats import qmc
+    elif continuous and rule in ("sobol", "random"):
+        if rule == "sobol":
+            from scipy.stats import qmc
 
-        m = max(0, int(round(math.log2(target))))
-        U = qmc.Sobol(len(continuous), scramble=True, seed=rng).random_base2(m)
-        block = np.column_stack([marginals[i].ppf(U[:, c]) for c, i in enumerate(continuous)])
-        axes.append((block, np.full(len(U), 1.0 / len(U)), continuous))
-    elif continuous and rule == "random":
-        U = rng.random((int(round(target)), len(continuous)))
+            m = max(0, int(round(math.log2(target))))
+            U = qmc.Sobol(len(continuous), scramble=True, seed=rng).random_base2(m)
+        else:
+            U = rng.random((int(round(target)), len(continuous)))
         block = np.column_stack([marginals[i].ppf(U[:, c]) for c, i in enumerate(continuous)])
         axes.append((block, np.full(len(U), 1.0 / len(U)), continuous))
     elif continuous:

@@ -38,7 +38,7 @@ from meanfield.analysis import comparison
 from meanfield.config import ConfigError, comparison_widths, config_text, load, parse
 from meanfield.problem import inputs
 from meanfield import seeding
-from meanfield.finite.coupling import couple, couple_split
+from meanfield.finite.coupling import couple, couple_split, perfect_network
 from meanfield.finite.network import FiniteNetwork
 from meanfield.finite.trainer import FiniteTrainer
 from meanfield.flow.field import Flow
@@ -315,8 +315,8 @@ def run_comparison(config, path, force=False, resume=False, progress=False, plot
 
     def train(width, index, replicate_seed, optimizer, lr, batch):
         if split:
-            network, state0, _, _, info = couple_split(ref_net, reference.initial_state, width, index,
-                                                       replicate_seed, config["seed"])
+            network, state0, info = couple_split(ref_net, reference.initial_state, width, index, replicate_seed,
+                                                 config["seed"])
         else:
             network, state0, info = couple(ref_net, simulation.initial_state, width, opts["coupling"], index,
                                            replicate_seed, config["seed"], config["model"]["init"], simulation.dtype)
@@ -333,8 +333,8 @@ def run_comparison(config, path, force=False, resume=False, progress=False, plot
             if width[1] == ref_net.width2:
                 perfect[key] = f_ref
             else:
-                _, _, network, state0, _ = couple_split(ref_net, reference.initial_state, width, index,
-                                                        replicate_seed, config["seed"])
+                network, state0, _ = perfect_network(ref_net, reference.initial_state, width[1], index,
+                                                     replicate_seed, config["seed"])
                 states, outcome = follow(reference, network, state0, times)
                 if outcome.status != "finished":
                     _warn(summary, f"perfect network m2 = {width[1]} seed {replicate_seed}: {outcome.message}")
@@ -384,7 +384,7 @@ def run_comparison(config, path, force=False, resume=False, progress=False, plot
         M2 = ref_net.width2
         fitted = np.array([m[1] == M2 for m in widths])            # the m1 sweep; the others vary m2
         sizes = np.array([m[0] if m[1] == M2 else m[1] for m in widths], dtype=float)
-        distance = np.where(fitted[:, None, None], results["distance_layer1"], np.nan)
+        distance = results["distance_layer1"]
         second = comparison.fit_exponent_over_time(sizes[~fitted], results["distance_layer2"][~fitted],
                                                    opts["confidence"], opts["bootstrap"], seed=config["seed"],
                                                    model="subsample", reference_size=M2)

@@ -3,7 +3,7 @@
 import numpy as np
 
 from meanfield.config import parse
-from meanfield.finite.coupling import couple_split
+from meanfield.finite.coupling import couple_split, perfect_network
 from meanfield.finite.network import FiniteNetwork
 from meanfield.simulation import Simulation
 
@@ -31,7 +31,7 @@ def reference(bias="zero"):
 def test_the_perfect_network_is_the_reference_restricted_to_m2_particles():
     ref, state = reference()
     P = ref.layout.unpack(state)
-    _, _, perfect, perfect_state, info = couple_split(ref, state, [10, 16], 1, 1, 3)
+    perfect, perfect_state, info = perfect_network(ref, state, 16, 1, 1, 3)
     Q = perfect.layout.unpack(perfect_state)
     idx = info["layer2_indices"]
     np.testing.assert_array_equal(idx, np.arange(16, 32))                 # the second disjoint block
@@ -39,7 +39,7 @@ def test_the_perfect_network_is_the_reference_restricted_to_m2_particles():
     for group, name in (("layer2", "weight"), ("layer2", "bias"), ("readout", "weight")):
         np.testing.assert_array_equal(Q[group][name], P[group][name][idx])
     np.testing.assert_array_equal(perfect.q, np.full(16, 1 / 16))
-    _, _, whole, whole_state, _ = couple_split(ref, state, [10, 64], 2, 2, 3)
+    whole, whole_state, _ = perfect_network(ref, state, 64, 2, 2, 3)
     np.testing.assert_array_equal(whole_state, state)                       # m2 = M2: the reference itself
 
 
@@ -53,7 +53,8 @@ def test_the_finite_first_layer_samples_the_infinite_one(rng):
         for m1 in (64, 1024):
             gaps = []
             for seed in range(12):
-                network, flat, perfect, perfect_state, _ = couple_split(ref, state, [m1, 32], 0, seed, 3)
+                network, flat, _ = couple_split(ref, state, [m1, 32], 0, seed, 3)
+                perfect, perfect_state, _ = perfect_network(ref, state, 32, 0, seed, 3)
                 if bias == "zero":
                     w = network.layout.unpack(flat)["layer1"]["weight"]
                     np.testing.assert_allclose(np.linalg.norm(w, axis=1), np.sqrt(5), rtol=1e-14)
