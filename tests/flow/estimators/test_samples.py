@@ -5,8 +5,6 @@ import pytest
 
 from meanfield.model import activations
 from meanfield.flow.estimators.samples import SampleExpectation
-from meanfield.model.initialization import initialize
-from meanfield.model.networks import build_network
 from tests import reference
 from tests.helpers import random_problem
 
