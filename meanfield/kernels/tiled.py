@@ -29,12 +29,10 @@ from meanfield.jit import kernel
 from meanfield.kernels.elementwise import check_code
 from meanfield.model.activations import CODES, evaluate
 
-_SIGNATURE = types.void(*([types.voidptr] * 13))
 _EXTERNAL = {}
-for _name in ("dgemm", "sgemm"):
+for _name, _arguments in (("dgemm", 13), ("sgemm", 13), ("dgemv", 11), ("sgemv", 11)):
     llvm.add_symbol(f"meanfield_{_name}", get_cython_function_address("scipy.linalg.cython_blas", _name))
-    _EXTERNAL[_name] = types.ExternalFunction(f"meanfield_{_name}", _SIGNATURE)
-_DGEMM, _SGEMM = _EXTERNAL["dgemm"], _EXTERNAL["sgemm"]
+    _EXTERNAL[_name] = types.ExternalFunction(f"meanfield_{_name}", types.void(*([types.voidptr] * _arguments)))
 
 _N, _T = ord("N"), ord("T")
 
@@ -46,11 +44,8 @@ def _colmajor_gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
 
 @overload(_colmajor_gemm)
 def _colmajor_gemm_impl(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
-    if C.dtype == types.float64:
-        gemm = _DGEMM
-    elif C.dtype == types.float32:
-        gemm = _SGEMM
-    else:
+    gemm = _external("gemm", C.dtype)
+    if gemm is None:
         return None
     dtype = as_dtype(C.dtype)
 
@@ -66,6 +61,37 @@ def _colmajor_gemm_impl(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
              scalars[1:2].ctypes, C.ctypes, ints[5:6].ctypes)
 
     return impl
+
+
+def _colmajor_gemv(ta, m, n, alpha, A, lda, x, beta, y):
+    """y = alpha op(A) x + beta y in BLAS's column-major convention, unit strides (compiled only)."""
+    raise NotImplementedError
+
+
+@overload(_colmajor_gemv)
+def _colmajor_gemv_impl(ta, m, n, alpha, A, lda, x, beta, y):
+    gemv = _external("gemv", y.dtype)
+    if gemv is None:
+        return None
+    dtype = as_dtype(y.dtype)
+
+    def impl(ta, m, n, alpha, A, lda, x, beta, y):
+        ints = np.empty(4, dtype=np.int32)
+        ints[0], ints[1], ints[2], ints[3] = m, n, lda, 1
+        scalars = np.empty(2, dtype=dtype)
+        scalars[0], scalars[1] = alpha, beta
+        chars = np.empty(1, dtype=np.uint8)
+        chars[0] = ta
+        gemv(chars[0:1].ctypes, ints[0:1].ctypes, ints[1:2].ctypes, scalars[0:1].ctypes, A.ctypes,
+             ints[2:3].ctypes, x.ctypes, ints[3:4].ctypes, scalars[1:2].ctypes, y.ctypes, ints[3:4].ctypes)
+
+    return impl
+
+
+def _external(routine, dtype):
+    """scipy's BLAS routine ("gemm", "gemv") for a numba float dtype, or None."""
+    prefix = {types.float64: "d", types.float32: "s"}.get(dtype)
+    return None if prefix is None else _EXTERNAL[prefix + routine]
 
 
 @kernel(inline=True)
@@ -91,6 +117,14 @@ def _subtract_product(A, B, C, m, n, k):
     """C (m, n) -= A (m, k) @ B (k, n), all three contiguous row-major."""
     # column-major: C^T (n, m) -= B^T (n, k) @ A^T (k, m)
     _colmajor_gemm(_N, _N, n, m, k, -1.0, B, n, A, k, 1.0, C, n)
+
+
+@kernel(inline=True)
+def _subtract_product_vector(A, x, y):
+    """y (m,) -= A (m, k) @ x (k,), A, x, y contiguous."""
+    m, k = A.shape
+    # column-major: A^T is (k, m), so y -= (A^T)^T x
+    _colmajor_gemv(_T, k, m, -1.0, A, k, x, 1.0, y)
 
 
 @kernel(inline=True)
@@ -170,8 +204,8 @@ def _two_layer_rows(X, y, sample_weight, W, bias, coef, v_readout, v_weight, v_b
     if keep:
         Sc = S[:width * rows].reshape((width, rows))
         Dc = D[:width * rows].reshape((width, rows))
-        _subtract_product(Sc, r, v_readout, width, 1, rows)
-        _subtract_product(Dc, r, v_bias, width, 1, rows)
+        _subtract_product_vector(Sc, r, v_readout)
+        _subtract_product_vector(Dc, r, v_bias)
         _subtract_product(Dc, Y, v_weight, width, d, rows)
         return residual
     # sigma and sigma' of one block at a time: pre-activations and activation again
