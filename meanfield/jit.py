@@ -1,7 +1,9 @@
 """The one place that decides how the package's compiled code runs in parallel.
 
-* Every compiled kernel is declared with :func:`kernel`: nopython, no fastmath (results
-  must not depend on reassociation), GIL released, on-disk cache
+* Every compiled kernel is declared with :func:`kernel`: nopython, floating-point
+  contraction only (``a * b + c`` may become one fused multiply-add, rounded once; no
+  reassociation, so every sum keeps its order and results do not depend on how a loop
+  is vectorized), GIL released, on-disk cache
   (``MEANFIELD_NO_CACHE=1`` turns the cache off, for read-only installs).
 * Chunked velocity computations run on :func:`num_threads` worker threads, each with
   serial kernels and single-threaded BLAS (:func:`single_threaded_blas`): two thread
@@ -27,7 +29,7 @@ def kernel(function=None, *, parallel=False, inline=False):
     """
 
     def decorate(f):
-        options = dict(nopython=True, nogil=True, cache=CACHE, fastmath=False, error_model="numpy")
+        options = dict(nopython=True, nogil=True, cache=CACHE, fastmath={"contract"}, error_model="numpy")
         if parallel:
             options["parallel"] = True
         if inline:
