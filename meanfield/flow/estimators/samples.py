@@ -5,8 +5,8 @@ compiled kernel per chunk (:func:`meanfield.kernels.tiled.two_layer_rows`) works
 blocks of particles whose (rows x block) pre-activations stay in cache, calling BLAS for
 the products and evaluating the activations in vectorized loops.  The backward pass,
 once the residuals e_k = f(x_k) - y_k are known, either computes the pre-activations and
-activations again (float64: cheaper than writing and re-reading them) or, in float32,
-uses sigma and sigma' kept from the forward pass for the whole chunk (32 rows).  Three
+activations again (relu in float64: cheaper than writing and re-reading them) or uses
+sigma and sigma' kept from the forward pass for the whole chunk (32 rows).  Three
 layers, memory O((N + n) d + chunk N) (chunks of at least MIN_CHUNK_ROWS rows): for each chunk of rows the pre-activations come
 from one BLAS product, a fused compiled kernel evaluates the activations, the network
 output, the residual and the backward factors in one sweep over the rows, and BLAS
@@ -117,13 +117,17 @@ class SampleExpectation:
     def _keeps_activations(self, network):
         """Two layers: whether a chunk keeps sigma and sigma' of every particle for the
         backward pass (2 x TWO_LAYER_KEPT_ROWS x N entries per worker, within the memory
-        budget) instead of computing them again block by block.  Float32 only: there the
-        pre-activation product and the activation cost more than writing and re-reading
-        the kept values (8 bytes a pair); in float64 (16 bytes a pair) the two are about
-        equal on the measured machine, and recomputing needs no memory (see
+        budget) instead of computing the pre-activations and activations again block by
+        block.  Keeping saves one BLAS product and one activation evaluation per
+        (sample, particle) pair and costs writing and re-reading the kept values.  It is
+        faster for every activation in float32 and for every activation but relu in
+        float64; relu in float64 (16 bytes a pair kept, an activation that costs a
+        comparison) runs as fast or faster recomputed, which needs no memory (see
         benchmarks/README.md)."""
         itemsize = self.X.itemsize
-        return itemsize == 4 and 2 * TWO_LAYER_KEPT_ROWS * network.width * itemsize <= self.chunk_bytes
+        if 2 * TWO_LAYER_KEPT_ROWS * network.width * itemsize > self.chunk_bytes:
+            return False
+        return itemsize == 4 or network.activation != "relu"
 
     def _rows_per_chunk(self, columns):
         """Rows per chunk: the memory budget, but never fewer than MIN_CHUNK_ROWS (a chunk of
