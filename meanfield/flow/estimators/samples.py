@@ -5,8 +5,9 @@ compiled kernel per chunk (:func:`meanfield.kernels.tiled.two_layer_rows`) works
 blocks of particles whose (rows x block) pre-activations stay in cache, calling BLAS for
 the products and evaluating the activations in vectorized loops.  The backward pass,
 once the residuals e_k = f(x_k) - y_k are known, either computes the pre-activations and
-activations again (relu in float64: cheaper than writing and re-reading them) or uses
-sigma and sigma' kept from the forward pass for the whole chunk (32 rows).  Three
+activations again (float64 with many particles: cheaper than writing and re-reading them)
+or uses sigma and sigma' kept from the forward pass for the whole chunk (16 float64 rows,
+32 float32 rows; :meth:`SampleExpectation._kept_rows`).  Three
 layers, memory O((N + n) d + chunk N) (chunks of at least MIN_CHUNK_ROWS rows): for each chunk of rows the pre-activations come
 from one BLAS product, a fused compiled kernel evaluates the activations, the network
 output, the residual and the backward factors in one sweep over the rows, and BLAS
@@ -37,7 +38,8 @@ DEFAULT_CHUNK_BYTES = 2 ** 24
 MIN_CHUNK_ROWS = 16
 TWO_LAYER_ROWS = 256          # two layers: rows per chunk and particles per block, so that
 TWO_LAYER_BLOCK = 256         # the (rows x block) pre-activations stay in L2 (512 kB float64)
-TWO_LAYER_KEPT_ROWS = 32      # float32: rows per chunk whose sigma, sigma' of all particles are kept
+TWO_LAYER_KEPT_BYTES = 128    # kept sigma, sigma': 128 bytes of rows per particle (16 float64, 32 float32)
+TWO_LAYER_KEPT_CACHE = 2 ** 23  # float64 keeps while a worker's kept values and velocity fit in 8 MiB
 
 
 class SampleExpectation:
@@ -87,7 +89,7 @@ class SampleExpectation:
         shared = self._shared(network, flat)
         n, workers = len(self.X), num_threads()
         if network.layers == 2:
-            rows = TWO_LAYER_KEPT_ROWS if self._keeps_activations(network) else TWO_LAYER_ROWS
+            rows = self._kept_rows(network) or TWO_LAYER_ROWS
             rows = max(1, min(rows, -(-n // workers)))
             chunk, finish = self._two_layer_chunk, self._two_layer_finish
         else:
@@ -114,20 +116,28 @@ class SampleExpectation:
             out += sink
         return float(sum(losses))
 
-    def _keeps_activations(self, network):
-        """Two layers: whether a chunk keeps sigma and sigma' of every particle for the
-        backward pass (2 x TWO_LAYER_KEPT_ROWS x N entries per worker, within the memory
-        budget) instead of computing the pre-activations and activations again block by
-        block.  Keeping saves one BLAS product and one activation evaluation per
-        (sample, particle) pair and costs writing and re-reading the kept values.  It is
-        faster for every activation in float32 and for every activation but relu in
-        float64; relu in float64 (16 bytes a pair kept, an activation that costs a
-        comparison) runs as fast or faster recomputed, which needs no memory (see
-        benchmarks/README.md)."""
+    def _kept_rows(self, network):
+        """Two layers: the rows per chunk whose sigma and sigma' of every particle are kept
+        for the backward pass (TWO_LAYER_KEPT_BYTES / itemsize), or 0 to compute the
+        pre-activations and activations again block by block.
+
+        Keeping saves one BLAS product and one activation evaluation per (sample, particle)
+        pair; it costs writing and re-reading the kept values (2 x rows x N per worker,
+        within the memory budget) and a pass over the worker's whole first-layer velocity
+        (N x d) per chunk of few rows.  Float32 always keeps.  Float64 keeps while those,
+        N (2 rows + d) 8 bytes, fit in TWO_LAYER_KEPT_CACHE: at N = 2^14, d = 32 (8 MiB) it
+        is faster than recomputing for every activation, beyond (N = 2^15) the velocity
+        and the kept values leave the last-level cache and keeping is 1.4x slower than
+        recomputing (see benchmarks/README.md).
+        """
         itemsize = self.X.itemsize
-        if 2 * TWO_LAYER_KEPT_ROWS * network.width * itemsize > self.chunk_bytes:
-            return False
-        return itemsize == 4 or network.activation != "relu"
+        rows = TWO_LAYER_KEPT_BYTES // itemsize
+        kept = 2 * rows * network.width * itemsize
+        if kept > self.chunk_bytes:
+            return 0
+        if itemsize == 8 and kept + network.width * self.X.shape[1] * itemsize > TWO_LAYER_KEPT_CACHE:
+            return 0
+        return rows
 
     def _rows_per_chunk(self, columns):
         """Rows per chunk: the memory budget, but never fewer than MIN_CHUNK_ROWS (a chunk of
@@ -167,7 +177,7 @@ class SampleExpectation:
         the first-layer velocities still lack the factor a_i (:meth:`_two_layer_finish`)."""
         P, dtype = shared["P"], self.X.dtype
         Xc, yc, wc = self.X[start:stop], self.y[start:stop], self.weights[start:stop]
-        size = rows * (net.width if self._keeps_activations(net) else TWO_LAYER_BLOCK)
+        size = rows * (net.width if self._kept_rows(net) else TWO_LAYER_BLOCK)
         S = self._workspace(worker, "sigma", (size,), dtype)
         D = self._workspace(worker, "sigma'", (size,), dtype)
         v_bias = V["layer1"]["bias"] if net.bias else self._workspace(worker, "no bias", (net.width,), dtype)

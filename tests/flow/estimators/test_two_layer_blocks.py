@@ -6,7 +6,7 @@ both dtypes."""
 import numpy as np
 import pytest
 
-from meanfield.flow.estimators.samples import TWO_LAYER_BLOCK, TWO_LAYER_KEPT_ROWS, TWO_LAYER_ROWS
+from meanfield.flow.estimators.samples import TWO_LAYER_BLOCK, TWO_LAYER_KEPT_BYTES, TWO_LAYER_ROWS
 from meanfield.flow.estimators.samples import SampleExpectation
 from meanfield.model import activations
 from tests import reference
@@ -15,12 +15,14 @@ from tests.helpers import random_problem
 WIDTH = TWO_LAYER_BLOCK + 45            # one full block and a partial one
 N_SAMPLES = 2 * TWO_LAYER_ROWS + 89     # two full chunks and a partial one
 TOLERANCE = {np.float64: 1e-10, np.float32: 2e-3}
-assert N_SAMPLES % TWO_LAYER_KEPT_ROWS and N_SAMPLES > 2 * TWO_LAYER_KEPT_ROWS
+KEPT_ROWS = {itemsize: TWO_LAYER_KEPT_BYTES // itemsize for itemsize in (4, 8)}
+assert all(N_SAMPLES % rows and N_SAMPLES > 2 * rows for rows in KEPT_ROWS.values())
 
 
 @pytest.fixture(params=(False, True), ids=("recompute", "keep"))
 def keep(request, monkeypatch):
-    monkeypatch.setattr(SampleExpectation, "_keeps_activations", lambda self, network: request.param)
+    monkeypatch.setattr(SampleExpectation, "_kept_rows",
+                        lambda self, network: KEPT_ROWS[self.X.itemsize] if request.param else 0)
     return request.param
 
 
@@ -51,3 +53,16 @@ def test_blocked_velocity_is_reproducible(activation, dtype, threads, keep, monk
         results.append((SampleExpectation(X, y, omega).velocity(net, flat, out), out))
     assert results[0][0] == results[1][0]
     assert np.array_equal(results[0][1], results[1][1])
+
+
+@pytest.mark.parametrize("dtype, width, d, rows", [
+    (np.float64, 2 ** 14, 32, 16),      # kept values and velocity: 8 MiB, within the cache budget
+    (np.float64, 2 ** 15, 32, 0),       # 16 MiB: computed again
+    (np.float64, 2 ** 14, 64, 0),       # 12 MiB: computed again
+    (np.float32, 2 ** 15, 32, 32),      # float32 keeps while the memory budget allows
+    (np.float32, 2 ** 18, 32, 0),       # 2 x 32 x 2^18 x 4 B = 64 MiB > the 16 MiB budget
+])
+def test_kept_rows_follow_the_cache_and_memory_budgets(dtype, width, d, rows):
+    net, _, _, _, _ = random_problem(2, "tanh", True, seed=1, width=width, d=d, n=1)
+    samples = SampleExpectation(np.zeros((4, d), dtype=dtype), np.zeros(4, dtype=dtype))
+    assert samples._kept_rows(net) == rows
