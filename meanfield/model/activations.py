@@ -122,9 +122,8 @@ def _erf(z):
 
 
 @kernel(inline=True)
-def _logistic(z):
-    # 1 / (1 + e^-z) for z >= 0, e^z / (1 + e^z) below: e^-|z| never overflows
-    e = vector_math.exp(-abs(z))
+def _logistic(z, e):
+    """1 / (1 + e^-z) given e = e^-|z|: 1 / (1 + e) for z >= 0, e / (1 + e) below (no overflow)."""
     return (1.0 if z >= 0.0 else e) / (1.0 + e)
 
 
@@ -140,7 +139,7 @@ def _sigmoid_derivative(z, out=None):
 @register("sigmoid", "1 / (1 + exp(-z))", _sigmoid_value, _sigmoid_derivative)
 @kernel(inline=True)
 def _sigmoid(z):
-    s = _logistic(z)
+    s = _logistic(z, vector_math.exp(-abs(z)))
     return s, s * (1.0 - s)
 
 
@@ -155,8 +154,9 @@ def _softplus_derivative(z, out=None):
 @register("softplus", "log(1 + exp z)", _softplus_value, _softplus_derivative)
 @kernel(inline=True)
 def _softplus(z):
-    # written to avoid overflow: max(z, 0) + log1p(exp(-|z|))
-    return max(z, 0.0) + vector_math.log1p(vector_math.exp(-abs(z))), _logistic(z)
+    # written to avoid overflow: max(z, 0) + log1p(exp(-|z|)), one exponential for both
+    e = vector_math.exp(-abs(z))
+    return max(z, 0.0) + vector_math.log1p(e), _logistic(z, e)
 
 
 # --------------------------------------------------------------------------- lookups

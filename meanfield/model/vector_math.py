@@ -15,8 +15,9 @@ scipy; float32 arguments are evaluated in float64):
     log1p(x)    for -0.29 <= x <= 1: 1 + x <= sqrt 2: x - x^2/2 + x^3 P(x) / Q(x);
                 else ln 2 + log1p((x - 1) / 2) (ln 2 in two parts)
     erf(x)      sign(x) e(|x|): a <= 1: a T(a^2) / U(a^2); else 1 - erfc a with
-                erfc a = exp(-a^2) P(a) / Q(a) (a < 8), exp(-a^2) R(a) / S(a) (8 <= a <= 30),
-                the operations of scipy.special.erf (erf_and_gaussian: with exp(-x^2))
+                erfc a = exp(-a^2) P(a) / Q(a), the operations of scipy.special.erf for
+                a < 8; beyond, where scipy's erfc switches to R(a) / S(a), erfc a < 1e-29
+                and 1 - erfc a rounds to 1 with either (erf_and_gaussian: with exp(-x^2))
 
 The rational coefficients are those of the Cephes library (S. L. Moshier), from which
 scipy.special's erf comes.
@@ -58,12 +59,6 @@ _ERFC_P = (2.46196981473530512524e-10, 5.64189564831068821977e-1, 7.463210564422
 _ERFC_Q = (1.0, 1.32281951154744992508e1, 8.67072140885989742329e1, 3.54937778887819891062e2,
            9.75708501743205489753e2, 1.82390916687909736289e3, 2.24633760818710981792e3,
            1.65666309194161350182e3, 5.57535340817727675546e2)
-_ERFC_R = (5.64189583547755073984e-1, 1.27536670759978104416e0, 5.01905042251180477414e0,
-           6.16021097993053585195e0, 7.40974269950448939160e0, 2.97886665372100240670e0)
-_ERFC_S = (1.0, 2.26052863220117276590e0, 9.39603524938001434673e0, 1.20489539808096656605e1,
-           1.70814450747565897222e1, 9.60896809063285878198e0, 3.36907645100081516050e0)
-
-
 @intrinsic
 def _power_of_two(typingctx, n):
     """2.0 ** n for an integer n in [-1022, 1023], from its bits ((n + 1023) << 52)."""
@@ -135,13 +130,10 @@ def erf_and_gaussian(x):
     dividing)."""
     a = abs(x)
     xx = x * x
-    c = min(a, 30.0)                          # erfc 30 = 0 in float64, and exp(-x^2) = 0 beyond
+    c = min(a, 30.0)                          # exp(-x^2) = 0 in float64 beyond
     gaussian = exp(-c * c)
     small = not a > 1.0
-    near = c < 8.0
-    erfc_numerator = gaussian * (_polynomial(c, _ERFC_P) if near else _polynomial(c, _ERFC_R))
-    erfc_denominator = _polynomial(c, _ERFC_Q) if near else _polynomial(c, _ERFC_S)
     base = 0.0 if small else 1.0
-    numerator = a * _polynomial(xx, _ERF_T) if small else -erfc_numerator
-    denominator = _polynomial(xx, _ERF_U) if small else erfc_denominator
+    numerator = a * _polynomial(xx, _ERF_T) if small else -gaussian * _polynomial(c, _ERFC_P)
+    denominator = _polynomial(xx, _ERF_U) if small else _polynomial(c, _ERFC_Q)
     return math.copysign(base + numerator / denominator, x), (x if x != x else gaussian)
