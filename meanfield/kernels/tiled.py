@@ -4,17 +4,18 @@ The residual e_k = f(x_k) - y_k needs every particle's output at sample k before
 backward factor is known, so a chunk of rows is swept over blocks of particles twice:
 
 * forward: Z^T = W_j X_c^T for one block j of particles (a BLAS product into a buffer
-  that fits in L2, particles x samples so that the sweep's inner loop over samples
+  that stays in cache, particles x samples so that the sweep's inner loop over samples
   vectorizes), s = sigma(Z + b), s' = sigma'(Z + b), f_k += sum_i coef_i s_ki;
 * backward, with r_k = omega_k e_k, either from s and s' kept for every particle of the
-  chunk (when the caller's buffers hold them: three BLAS products v_a -= s^T r,
-  v_b -= s'^T r, v_W -= s'^T (r X_c)), or block by block with the pre-activations and
-  the activation computed again (no memory beyond one block): v_a_i -= sum_k r_k s_ki,
-  v_b_i -= sum_k r_k s'_ki in the sweep, then a BLAS product v_W_j -= s'_j^T (r X_c).
+  chunk (when the caller's buffers hold them: two BLAS matrix-vector products
+  v_a -= s^T r, v_b -= s'^T r and one product v_W -= s'^T (r X_c)), or block by block
+  with the pre-activations and the activation computed again (no memory beyond one
+  block): v_a_i -= sum_k r_k s_ki, v_b_i -= sum_k r_k s'_ki in the sweep, then a BLAS
+  product v_W_j -= s'_j^T (r X_c).
 
 The first-layer velocities are accumulated without the factor a_i (readout weight):
 :func:`scale_rows` applies it once, after the last chunk.  The BLAS calls go from
-compiled code straight to the gemm of scipy's BLAS (``scipy.linalg.cython_blas``),
+compiled code straight to the gemm and gemv of scipy's BLAS (``scipy.linalg.cython_blas``),
 registered as an external symbol so the kernels stay in the on-disk cache; the caller
 limits BLAS to one thread (see :mod:`meanfield.jit`).
 """

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from meanfield.flow.estimators.samples import TWO_LAYER_BLOCK, TWO_LAYER_KEPT_BYTES, TWO_LAYER_ROWS
+from meanfield.flow.estimators import samples
 from meanfield.flow.estimators.samples import SampleExpectation
 from meanfield.model import activations
 from tests import reference
@@ -23,6 +24,7 @@ assert all(N_SAMPLES % rows and N_SAMPLES > 2 * rows for rows in KEPT_ROWS.value
 def keep(request, monkeypatch):
     monkeypatch.setattr(SampleExpectation, "_kept_rows",
                         lambda self, network: KEPT_ROWS[self.X.itemsize] if request.param else 0)
+    monkeypatch.setattr(samples, "TWO_LAYER_KEPT_BLOCK", 128)     # several blocks, the last one partial
     return request.param
 
 
