@@ -128,7 +128,7 @@ def _piece_corrections(worker, workers, owner, piece, count, entry, fine, rho_fi
     nodes u[m], weights w[m] on [0, 1], barycentric weights scale[m]), fine points at rho_fine
     (see :func:`_near_pieces`).  Writes, at the pair's entries e = entry[p] + i, the node index,
     c[e] and phi[e] = (g - S, rho g_s, g_b - S) at node i."""
-    Lam = np.empty((u.shape[1], 3))
+    Lam, left = np.empty((u.shape[1], 3)), np.empty(u.shape[1])
     for p in range(worker, len(owner), workers):
         k, m, first = owner[p], count[p], starts[piece[p]]
         Lam[:m] = 0.0
@@ -140,13 +140,18 @@ def _piece_corrections(worker, workers, owner, piece, count, entry, fine, rho_fi
             if above:
                 g -= b[k]
                 gb -= 1.0
+            gs *= x
+            t = u_fine[f]
+            product = omega_fine[f]             # omega_f l_i(t) = omega_f scale_i prod_(j < i) (t - u_j) prod_(j > i) (t - u_j)
             for i in range(m):
-                basis = omega_fine[f] * scale[m, i]
-                for j in range(m):
-                    if j != i:
-                        basis *= u_fine[f] - nodes[j]
+                left[i] = product
+                product *= t - nodes[i]
+            right = 1.0
+            for i in range(m - 1, -1, -1):
+                basis = left[i] * right * scale[m, i]
+                right *= t - nodes[i]
                 Lam[i, 0] += basis * g
-                Lam[i, 1] += basis * x * gs
+                Lam[i, 1] += basis * gs
                 Lam[i, 2] += basis * gb
         for i in range(m):
             n, e = first + i, entry[p] + i
