@@ -57,7 +57,7 @@ def relu_point(s, b, table, one_dim):
     else:
         tail = tail_probability(tau, far, width)
         x = (1.0 - tau) * (1.0 + tau)
-        phi = phi_coefficient * half_integer_power(x, half_power) if x > floor else 0.0    # below: < 1e-300
+        phi = phi_coefficient * half_integer_power(x, half_power) if x > floor else 0.0   # below: < 1e-300, slow
     gs = phi if s > 0.0 else -phi
     return a * phi + b * tail, gs, tail
 
