@@ -69,8 +69,8 @@ class ReducedRisk:
             raise ValueError(f"{self.method} expectation is for d = {self.d}, the network has d = {network.d}")
 
     def corrections(self, network, params, rho, w):
-        """Per-particle corrections of the rule (particle, node, c (P, 3), phi (P, 3)) at the
-        branch points of the features (:mod:`meanfield.radial.branch_points`), or None."""
+        """Per-particle corrections of the rule at the branch points of the features
+        (:class:`meanfield.radial.branch_points.Corrections`), or None."""
         return None
 
     def loss(self, network, flat):
@@ -84,10 +84,9 @@ class ReducedRisk:
         loss = 0.5 * float(w @ (e * e)) + 0.5 * self.noise_variance
         corrections = self.corrections(network, params, rho, w)
         if corrections is not None:
-            particle, node, c, phi = corrections
-            own = network.p[particle] * params["readout"]["weight"][particle]
-            loss += float(_node_adjustment(network, params, corrections, len(rho)) @ e)
-            loss -= float(np.sum(own * own * c[:, 0] * phi[:, 0]))
+            coefficient = network.p * np.asarray(params["readout"]["weight"], dtype=np.float64)
+            loss += float(corrections.adjustment(coefficient, len(rho)) @ e)
+            loss -= corrections.own_risk(coefficient)
         return loss
 
     def velocity(self, network, flat, out):
@@ -101,10 +100,10 @@ class ReducedRisk:
         corrections = self.corrections(network, params, rho, w)
         if network.layers == 2:
             a = np.asarray(params["readout"]["weight"], dtype=np.float64)
-            adjustment = (np.zeros(len(rho)) if corrections is None else
-                          _node_adjustment(network, params, corrections, len(rho)))
+            coefficient = network.p * a
+            adjustment = np.zeros(len(rho)) if corrections is None else corrections.adjustment(coefficient, len(rho))
             residual = np.empty(len(rho))
-            shared = (r, b, a, network.p * a, trule, adjustment, residual)
+            shared = (r, b, a, coefficient, trule, adjustment, residual)
             block, sinks = self._two_layer_block, (len(r), len(r), len(r))
         else:
             a = np.asarray(params["readout"]["weight"], dtype=np.float64)
@@ -132,12 +131,8 @@ class ReducedRisk:
         if network.layers == 2:
             v_a, v_r, v_b = total
             if corrections is not None:                    # each particle's own branch point
-                particle, node, c, phi = corrections
-                own = network.p[particle] * a[particle]
-                smooth = residual[node] - own * phi[:, 0]
-                for sink, column, values in zip((v_a, v_r, v_b), c.T, phi.T):
-                    sink -= np.bincount(particle, column * smooth - own * c[:, 0] * values, len(r))
-                loss -= float(np.sum(own * own * c[:, 0] * phi[:, 0]))
+                corrections.subtract_own(coefficient, residual, v_a, v_r, v_b)
+                loss -= corrections.own_risk(coefficient)
             V["readout"]["weight"][:] = v_a
             V["layer1"]["radius"][:] = a * v_r
             if network.bias:
@@ -183,13 +178,6 @@ class ReducedRisk:
         sink[0] -= np.einsum("nk,nk,n->k", B, Phis, rho)
         sink[1] -= np.einsum("nk,nk->k", B, Phib)
         return 0.5 * float(we @ e)
-
-
-def _node_adjustment(network, params, corrections, size):
-    """D_n = sum_k p_k a_k c_nk(g): the correction of the residual's branch points (two layers)."""
-    particle, node, c, _ = corrections
-    coefficient = network.p * np.asarray(params["readout"]["weight"], dtype=np.float64)
-    return np.bincount(node, coefficient[particle] * c[:, 0], size)
 
 
 class RadialExpectation(ReducedRisk):

@@ -25,7 +25,7 @@ from meanfield.kernels.elementwise import check_code
 from meanfield.model import activations
 from meanfield.model.activations import CODES, RELU, evaluate
 from meanfield.radial.cosine import cosine_nodes, cosine_rule
-from meanfield.radial.relu_table import estrin7, relu_table, tail_probability
+from meanfield.radial.relu_table import estrin7, half_integer_power, relu_table, tail_probability
 
 
 @kernel(inline=True)
@@ -57,7 +57,7 @@ def relu_point(s, b, table, one_dim):
     else:
         tail = tail_probability(tau, far, width)
         x = (1.0 - tau) * (1.0 + tau)
-        phi = phi_coefficient * x ** half_power if x > floor else 0.0     # below: < 1e-300 (and slow)
+        phi = phi_coefficient * half_integer_power(x, half_power) if x > floor else 0.0   # below: < 1e-300, slow
     gs = phi if s > 0.0 else -phi
     return a * phi + b * tail, gs, tail
 

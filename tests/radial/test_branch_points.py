@@ -72,3 +72,20 @@ def test_the_rule_and_its_cost_are_the_same_in_every_d():
     assert work[10] == work[1000] == plain
     for d in (2, 4, 8):
         assert plain < work[d] < 1.1 * plain
+
+
+@pytest.mark.parametrize("d", (2, 4))
+def test_corrections_do_not_depend_on_the_thread_count(d, monkeypatch):
+    """Each (particle, piece) pair is written by one worker: the same bits on 1, 2 and 3 threads."""
+    net, flat = trained(d)
+    est = RadialExpectation(UNIFORM, TARGET, d)
+    params = net.layout.unpack(flat)
+    rho, w, _ = est.rule(net, params)
+    runs = []
+    for threads in ("1", "2", "3"):
+        monkeypatch.setenv("MEANFIELD_NUM_THREADS", threads)
+        runs.append(est.corrections(net, params, rho, w))
+    assert len(runs[0].particle) > 0
+    for run in runs[1:]:
+        for field, reference in zip(run, runs[0]):
+            assert field.dtype == reference.dtype and np.array_equal(field, reference)
