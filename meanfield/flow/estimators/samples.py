@@ -127,9 +127,9 @@ class SampleExpectation:
         within the memory budget) and a pass over the worker's whole first-layer velocity
         (N x d) per chunk of few rows.  Float32 always keeps.  Float64 keeps while those,
         N (2 rows + d) 8 bytes, fit in TWO_LAYER_KEPT_CACHE: at N = 2^14, d = 32 (8 MiB) it
-        is faster than recomputing for every activation, beyond (N = 2^15) the velocity
-        and the kept values leave the last-level cache and keeping is 1.4x slower than
-        recomputing (see benchmarks/README.md).
+        is faster than recomputing for every activation (relu 5%, tanh 20%); beyond
+        (N = 2^15) the velocity and the kept values leave the last-level cache and keeping
+        is 1.1-1.4 times slower than recomputing (README, "Performance").
         """
         itemsize = self.X.itemsize
         rows = TWO_LAYER_KEPT_BYTES // itemsize
