@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from meanfield.flow.estimators.samples import TWO_LAYER_BLOCK, TWO_LAYER_KEPT_BYTES, TWO_LAYER_ROWS
-from meanfield.flow.estimators import samples
 from meanfield.flow.estimators.samples import SampleExpectation
 from meanfield.model import activations
 from tests import reference
@@ -24,7 +23,8 @@ assert all(N_SAMPLES % rows and N_SAMPLES > 2 * rows for rows in KEPT_ROWS.value
 def keep(request, monkeypatch):
     monkeypatch.setattr(SampleExpectation, "_kept_rows",
                         lambda self, network: KEPT_ROWS[self.X.itemsize] if request.param else 0)
-    monkeypatch.setattr(samples, "TWO_LAYER_KEPT_BLOCK", 128)     # several blocks, the last one partial
+    # several blocks of particles, the last one partial
+    monkeypatch.setattr("meanfield.flow.estimators.samples.TWO_LAYER_KEPT_BLOCK", 128)
     return request.param
 
 
@@ -66,5 +66,5 @@ def test_blocked_velocity_is_reproducible(activation, dtype, threads, keep, monk
 ])
 def test_kept_rows_follow_the_cache_and_memory_budgets(dtype, width, d, rows):
     net, _, _, _, _ = random_problem(2, "tanh", True, seed=1, width=width, d=d, n=1)
-    samples = SampleExpectation(np.zeros((4, d), dtype=dtype), np.zeros(4, dtype=dtype))
-    assert samples._kept_rows(net) == rows
+    expectation = SampleExpectation(np.zeros((4, d), dtype=dtype), np.zeros(4, dtype=dtype))
+    assert expectation._kept_rows(net) == rows
