@@ -1,17 +1,19 @@
 """Two-layer velocity on a chunk of samples, tiled so the (samples x particles) block stays in cache.
 
 The residual e_k = f(x_k) - y_k needs every particle's output at sample k before any
-backward factor is known, so a chunk of rows is swept over blocks of particles twice:
+backward factor is known.  Two ways through a chunk of rows:
 
-* forward: Z^T = W_j X_c^T for one block j of particles (a BLAS product into a buffer
-  that stays in cache, particles x samples so that the sweep's inner loop over samples
-  vectorizes), s = sigma(Z + b), s' = sigma'(Z + b), f_k += sum_i coef_i s_ki;
-* backward, with r_k = omega_k e_k, either from s and s' kept for every particle of the
-  chunk (when the caller's buffers hold them: two BLAS matrix-vector products
-  v_a -= s^T r, v_b -= s'^T r and one product v_W -= s'^T (r X_c)), or block by block
-  with the pre-activations and the activation computed again (no memory beyond one
-  block): v_a_i -= sum_k r_k s_ki, v_b_i -= sum_k r_k s'_ki in the sweep, then a BLAS
-  product v_W_j -= s'_j^T (r X_c).
+* kept (when the caller's buffers hold sigma and sigma' of every particle for the
+  chunk, at most TILE_BYTES / itemsize rows): the pre-activations of 8 particles at a time
+  come from a register tile (:mod:`meanfield.kernels.register_tile`), are activated while
+  in L1, s = sigma(Z + b) and s' = sigma'(Z + b) are kept and f_k += sum_i coef_i s_ki;
+  then, with r_k = omega_k e_k, two BLAS matrix-vector products v_a -= s^T r,
+  v_b -= s'^T r and one product v_W -= s'^T (r X_c);
+* swept twice over blocks of particles (no memory beyond one block): forward
+  Z^T = W_j X_c^T by BLAS into a buffer that stays in cache (particles x samples, so that
+  the sweep's inner loop over samples vectorizes), s, s' and f as above; backward, the
+  pre-activations and the activation computed again, v_a_i -= sum_k r_k s_ki,
+  v_b_i -= sum_k r_k s'_ki in the sweep, then a BLAS product v_W_j -= s'_j^T (r X_c).
 
 The first-layer velocities are accumulated without the factor a_i (readout weight):
 :func:`scale_rows` applies it once, after the last chunk.  The BLAS calls go from
@@ -28,6 +30,7 @@ from numba.np.numpy_support import as_dtype
 
 from meanfield.jit import kernel
 from meanfield.kernels.elementwise import check_code
+from meanfield.kernels.register_tile import TILE_BYTES, TILE_PARTICLES, tile, tile_one
 from meanfield.model.activations import CODES, evaluate
 
 _EXTERNAL = {}
@@ -188,27 +191,60 @@ def _residuals(X, y, sample_weight, f):
 
 
 @kernel
+def _kept_forward(X, W, bias, coef, S, D, f, code):
+    """S[i, k] = sigma(z_ik), D[i, k] = sigma'(z_ik) with z_ik = <w_i, x_k> + b_i, and
+    f_k += sum_i coef_i S[i, k] (in float64, in order of i), for the rows k of X (at most
+    TILE_BYTES / itemsize of them): the pre-activations of 8 particles at a time come from
+    a register tile (:mod:`meanfield.kernels.register_tile`) and are activated while in L1."""
+    literally(code)
+    rows, d = X.shape
+    width = W.shape[0]
+    columns = TILE_BYTES // X.itemsize
+    if rows > columns:
+        raise ValueError("kept forward: more rows than a register tile's columns")
+    XT = np.zeros((d, columns), dtype=X.dtype)             # the chunk's samples as columns, zero-padded
+    for k in range(rows):
+        for c in range(d):
+            XT[c, k] = X[k, c]
+    Z = np.empty((TILE_PARTICLES, columns), dtype=X.dtype)
+    for i in range(0, width, TILE_PARTICLES):
+        count = min(TILE_PARTICLES, width - i)
+        if count == TILE_PARTICLES:
+            tile(XT, W, Z, i)
+        else:
+            for p in range(count):
+                tile_one(XT, W, Z[p:p + 1], i + p)
+        for p in range(count):
+            c, t = float(coef[i + p]), bias[i + p]
+            for k in range(rows):
+                s, ds = evaluate(code, Z[p, k] + t)
+                S[i + p, k] = s
+                D[i + p, k] = ds
+                f[k] += c * float(s)
+
+
+@kernel
 def _two_layer_rows(X, y, sample_weight, W, bias, coef, v_readout, v_weight, v_bias, S, D, block, code):
     literally(code)
     rows, d = X.shape
     width = W.shape[0]
-    keep = S.size >= width * rows
     f = np.zeros(rows, dtype=np.float64)
-    for j in range(0, width, block):
-        b = min(block, width - j)
-        at = j * rows if keep else 0
-        Sj = S[at:at + b * rows].reshape((b, rows))
-        Dj = D[at:at + b * rows].reshape((b, rows))
-        _transposed_pre_activations(X, W[j:j + b], Sj)
-        _forward_sweep(Sj, Dj, bias[j:j + b], coef[j:j + b], f, code)
-    residual, r, Y = _residuals(X, y, sample_weight, f)
-    if keep:
+    if rows <= TILE_BYTES // X.itemsize and S.size >= width * rows:
         Sc = S[:width * rows].reshape((width, rows))
         Dc = D[:width * rows].reshape((width, rows))
+        _kept_forward(X, W, bias, coef, Sc, Dc, f, code)
+        residual, r, Y = _residuals(X, y, sample_weight, f)
         _subtract_product_vector(Sc, r, v_readout)
         _subtract_product_vector(Dc, r, v_bias)
         _subtract_product(Dc, Y, v_weight, width, d, rows)
         return residual
+    for j in range(0, width, block):
+        b = min(block, width - j)
+        Sj = S[:b * rows].reshape((b, rows))
+        Dj = D[:b * rows].reshape((b, rows))
+        _transposed_pre_activations(X, W[j:j + b], Sj)
+        _forward_sweep(Sj, Dj, bias[j:j + b], coef[j:j + b], f, code)
+    residual, r, Y = _residuals(X, y, sample_weight, f)
     # sigma and sigma' of one block at a time: pre-activations and activation again
     for j in range(0, width, block):
         b = min(block, width - j)
@@ -230,11 +266,12 @@ def two_layer_rows(X, y, sample_weight, W, bias, coef, v_readout, v_weight, v_bi
         v_bias[i]      -= sum_k r_k sigma'_ki          (without the factor a_i)
         v_weight[i, :] -= sum_k r_k sigma'_ki x_k       (without the factor a_i)
 
-    and the residuals e (float64) are returned.  S and D (at least width * rows entries of
-    X's dtype) receive sigma and sigma' (particles x samples): the forward pass computes
-    each block of ``block`` particles' pre-activations with BLAS and evaluates the
-    activation once per (sample, particle) while the block is in cache; the backward
-    pass is three BLAS products on S and D.  v_readout, v_weight, v_bias contiguous.
+    and the residuals e (float64) are returned.  When rows is at most TILE_BYTES / itemsize
+    and S and D hold width * rows entries of X's dtype, they receive sigma and sigma'
+    (particles x samples) from register tiles and the backward pass is two BLAS
+    matrix-vector products and one product on them; otherwise (at least block * rows
+    entries) the chunk is swept twice over blocks of ``block`` particles, the
+    pre-activations computed by BLAS each time.  v_readout, v_weight, v_bias contiguous.
     """
     check_code(code)
     residual = np.empty(0, dtype=np.float64)

@@ -32,15 +32,15 @@ from meanfield.model import activations
 from meanfield.kernels.blas import gemm_into
 from meanfield.jit import num_threads, parallel_map, single_threaded_blas
 from meanfield.kernels.elementwise import activate, multiply, readout_rows
+from meanfield.kernels.register_tile import TILE_BYTES
 from meanfield.kernels.tiled import scale_rows, two_layer_rows
 
 DEFAULT_CHUNK_BYTES = 2 ** 24
 MIN_CHUNK_ROWS = 16
 TWO_LAYER_ROWS = 256          # two layers: rows per chunk and particles per block, so that
 TWO_LAYER_BLOCK = 256         # the (rows x block) pre-activations stay in L2 (512 kB float64)
-TWO_LAYER_KEPT_BYTES = 128    # kept sigma, sigma': 128 bytes of rows per particle (16 float64, 32 float32)
+TWO_LAYER_KEPT_BYTES = TILE_BYTES  # kept sigma, sigma': one register tile's columns (16 float64, 32 float32)
 TWO_LAYER_KEPT_CACHE = 2 ** 23  # float64 keeps while a worker's kept values and velocity fit in 8 MiB
-TWO_LAYER_KEPT_BLOCK = 8192   # kept: particles per forward product (1 MiB of sigma; fewer, larger BLAS calls)
 
 
 class SampleExpectation:
@@ -178,14 +178,13 @@ class SampleExpectation:
         the first-layer velocities still lack the factor a_i (:meth:`_two_layer_finish`)."""
         P, dtype = shared["P"], self.X.dtype
         Xc, yc, wc = self.X[start:stop], self.y[start:stop], self.weights[start:stop]
-        kept = self._kept_rows(net) > 0
-        block = TWO_LAYER_KEPT_BLOCK if kept else TWO_LAYER_BLOCK
-        size = rows * (net.width if kept else block)
+        size = rows * (net.width if self._kept_rows(net) else TWO_LAYER_BLOCK)
         S = self._workspace(worker, "sigma", (size,), dtype)
         D = self._workspace(worker, "sigma'", (size,), dtype)
         v_bias = V["layer1"]["bias"] if net.bias else self._workspace(worker, "no bias", (net.width,), dtype)
         e = two_layer_rows(Xc, yc, wc, P["layer1"]["weight"], shared["bias"], shared["coef"],
-                           V["readout"]["weight"], V["layer1"]["weight"], v_bias, S, D, block, shared["code"])
+                           V["readout"]["weight"], V["layer1"]["weight"], v_bias, S, D, TWO_LAYER_BLOCK,
+                           shared["code"])
         return _half_mean_square(e, wc)
 
     def _two_layer_finish(self, net, shared, V, worker):

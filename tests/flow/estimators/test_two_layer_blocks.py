@@ -12,7 +12,7 @@ from meanfield.model import activations
 from tests import reference
 from tests.helpers import random_problem
 
-WIDTH = TWO_LAYER_BLOCK + 45            # one full block and a partial one
+WIDTH = TWO_LAYER_BLOCK + 45            # one full block and a partial one; 37 register tiles and 5 particles
 N_SAMPLES = 2 * TWO_LAYER_ROWS + 89     # two full chunks and a partial one
 TOLERANCE = {np.float64: 1e-10, np.float32: 2e-3}
 KEPT_ROWS = {itemsize: TWO_LAYER_KEPT_BYTES // itemsize for itemsize in (4, 8)}
@@ -23,8 +23,6 @@ assert all(N_SAMPLES % rows and N_SAMPLES > 2 * rows for rows in KEPT_ROWS.value
 def keep(request, monkeypatch):
     monkeypatch.setattr(SampleExpectation, "_kept_rows",
                         lambda self, network: KEPT_ROWS[self.X.itemsize] if request.param else 0)
-    # several blocks of particles, the last one partial
-    monkeypatch.setattr("meanfield.flow.estimators.samples.TWO_LAYER_KEPT_BLOCK", 128)
     return request.param
 
 

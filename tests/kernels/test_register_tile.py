@@ -1,0 +1,46 @@
+"""The register tile Z[:8] = W[i:i + 8] @ XT (and its one-particle form) against numpy."""
+
+import numpy as np
+import pytest
+from numba.core.errors import TypingError
+
+from meanfield.jit import kernel
+from meanfield.kernels.register_tile import TILE_BYTES, TILE_PARTICLES, tile, tile_one
+
+
+@kernel
+def _product(XT, W, Z):
+    """Z = W @ XT by tiles of 8 particles, the rest one at a time."""
+    width = W.shape[0]
+    block = np.empty((TILE_PARTICLES, XT.shape[1]), dtype=XT.dtype)
+    i = 0
+    while i + TILE_PARTICLES <= width:
+        tile(XT, W, block, i)
+        Z[i:i + TILE_PARTICLES] = block
+        i += TILE_PARTICLES
+    while i < width:
+        tile_one(XT, W, Z[i:i + 1], i)
+        i += 1
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-15), (np.float32, 1e-6)])
+@pytest.mark.parametrize("d, width", [(32, 64), (5, 13), (1, 3), (33, 8 * 37 + 5), (0, 9)])
+def test_tile_matches_numpy(dtype, tolerance, d, width):
+    rng = np.random.default_rng(d + width)
+    columns = TILE_BYTES // np.dtype(dtype).itemsize
+    XT = rng.standard_normal((d, columns)).astype(dtype)
+    W = rng.standard_normal((width, d)).astype(dtype)
+    Z = np.full((width, columns), np.nan, dtype=dtype)
+    _product(XT, W, Z)
+    exact = W.astype(np.float64) @ XT.astype(np.float64)
+    scale = np.abs(W.astype(np.float64)) @ np.abs(XT.astype(np.float64))     # sum of |terms|: rounding bound
+    assert np.all(np.abs(Z - exact) <= tolerance * d * scale + 0.0)
+
+
+def test_tile_takes_contiguous_matrices_of_one_dtype():
+    columns = TILE_BYTES // 8
+    XT, W, Z = np.ones((4, columns)), np.ones((8, 4)), np.empty((8, columns))
+    with pytest.raises(TypingError, match="one dtype"):
+        _product(XT, W.astype(np.float32), Z)
+    with pytest.raises(TypingError, match="C-contiguous"):
+        _product(XT, np.asfortranarray(W), Z)
