@@ -8,7 +8,7 @@ backward factor is known.  Two ways through a chunk of rows:
   come from a register tile (:mod:`meanfield.kernels.register_tile`), are activated while
   in L1, s = sigma(Z + b) and s' = sigma'(Z + b) are kept and f_k += sum_i coef_i s_ki;
   then, with r_k = omega_k e_k, two BLAS matrix-vector products v_a -= s^T r,
-  v_b -= s'^T r and one product v_W -= s'^T (r X_c);
+  v_b -= s'^T r and v_W -= s'^T (r X_c) by register tiles again;
 * swept twice over blocks of particles (no memory beyond one block): forward
   Z^T = W_j X_c^T by BLAS into a buffer that stays in cache (particles x samples, so that
   the sweep's inner loop over samples vectorizes), s, s' and f as above; backward, the
@@ -117,13 +117,6 @@ def _transposed_pre_activations(X, W, ZT):
 
 
 @kernel(inline=True)
-def _subtract_product(A, B, C, m, n, k):
-    """C (m, n) -= A (m, k) @ B (k, n), all three contiguous row-major."""
-    # column-major: C^T (n, m) -= B^T (n, k) @ A^T (k, m)
-    _colmajor_gemm(_N, _N, n, m, k, -1.0, B, n, A, k, 1.0, C, n)
-
-
-@kernel(inline=True)
 def _subtract_product_vector(A, x, y):
     """y (m,) -= A (m, k) @ x (k,), A, x, y contiguous."""
     m, k = A.shape
@@ -224,6 +217,35 @@ def _kept_forward(X, W, bias, coef, S, D, f, code):
 
 
 @kernel
+def _kept_velocity(D, Y, V):
+    """V[i, :] -= sum_k D[i, k] Y[k, :] (in order of k) for D (width, rows), Y (rows, d), V
+    (width, d), all contiguous: register tiles of 8 particles against Y's columns in
+    blocks of TILE_BYTES / itemsize (zero-padded)."""
+    width, rows = D.shape
+    d = Y.shape[1]
+    columns = TILE_BYTES // Y.itemsize
+    blocks = -(-d // columns)
+    Yb = np.zeros((blocks, rows, columns), dtype=Y.dtype)
+    for j in range(blocks):
+        for k in range(rows):
+            for q in range(min(columns, d - j * columns)):
+                Yb[j, k, q] = Y[k, j * columns + q]
+    Z = np.empty((TILE_PARTICLES, columns), dtype=Y.dtype)
+    for i in range(0, width, TILE_PARTICLES):
+        count = min(TILE_PARTICLES, width - i)
+        for j in range(blocks):
+            if count == TILE_PARTICLES:
+                tile(Yb[j], D, Z, i)
+            else:
+                for p in range(count):
+                    tile_one(Yb[j], D, Z[p:p + 1], i + p)
+            first = j * columns
+            for p in range(count):
+                for q in range(min(columns, d - first)):
+                    V[i + p, first + q] -= Z[p, q]
+
+
+@kernel
 def _two_layer_rows(X, y, sample_weight, W, bias, coef, v_readout, v_weight, v_bias, S, D, block, code):
     literally(code)
     rows, d = X.shape
@@ -236,7 +258,7 @@ def _two_layer_rows(X, y, sample_weight, W, bias, coef, v_readout, v_weight, v_b
         residual, r, Y = _residuals(X, y, sample_weight, f)
         _subtract_product_vector(Sc, r, v_readout)
         _subtract_product_vector(Dc, r, v_bias)
-        _subtract_product(Dc, Y, v_weight, width, d, rows)
+        _kept_velocity(Dc, Y, v_weight)
         return residual
     for j in range(0, width, block):
         b = min(block, width - j)
@@ -269,7 +291,7 @@ def two_layer_rows(X, y, sample_weight, W, bias, coef, v_readout, v_weight, v_bi
     and the residuals e (float64) are returned.  When rows is at most TILE_BYTES / itemsize
     and S and D hold width * rows entries of X's dtype, they receive sigma and sigma'
     (particles x samples) from register tiles and the backward pass is two BLAS
-    matrix-vector products and one product on them; otherwise (at least block * rows
+    matrix-vector products and register tiles on them; otherwise (at least block * rows
     entries) the chunk is swept twice over blocks of ``block`` particles, the
     pre-activations computed by BLAS each time.  v_readout, v_weight, v_bias contiguous.
     """

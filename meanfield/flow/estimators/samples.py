@@ -1,13 +1,14 @@
 """Expectations over a fixed weighted sample set: E_x[g] = sum_k omega_k g(x_k).
 
 The velocity of every particle is computed chunk by chunk over samples.  Two layers: one
-compiled kernel per chunk (:func:`meanfield.kernels.tiled.two_layer_rows`) works through
-blocks of particles whose (rows x block) pre-activations stay in cache, calling BLAS for
-the products and evaluating the activations in vectorized loops.  The backward pass,
-once the residuals e_k = f(x_k) - y_k are known, either computes the pre-activations and
-activations again (float64 with many particles: cheaper than writing and re-reading them)
-or uses sigma and sigma' kept from the forward pass for the whole chunk (16 float64 rows,
-32 float32 rows; :meth:`SampleExpectation._kept_rows`).  Three
+compiled kernel per chunk (:func:`meanfield.kernels.tiled.two_layer_rows`).  Its usual
+path keeps sigma and sigma' of every particle for the chunk (16 float64 rows, 32 float32
+rows; :meth:`SampleExpectation._kept_rows`): register tiles give 8 particles'
+pre-activations at a time, activated in vectorized loops while in L1, and once the
+residuals e_k = f(x_k) - y_k are known the velocities come from the kept values.  When the
+kept values and a worker's velocity are too large for the cache (float64, many
+particles), it works through blocks of particles whose (rows x block) pre-activations stay
+in cache, BLAS products computing them twice, before and after the residuals.  Three
 layers, memory O((N + n) d + chunk N) (chunks of at least MIN_CHUNK_ROWS rows): for each chunk of rows the pre-activations come
 from one BLAS product, a fused compiled kernel evaluates the activations, the network
 output, the residual and the backward factors in one sweep over the rows, and BLAS
@@ -40,7 +41,7 @@ MIN_CHUNK_ROWS = 16
 TWO_LAYER_ROWS = 256          # two layers: rows per chunk and particles per block, so that
 TWO_LAYER_BLOCK = 256         # the (rows x block) pre-activations stay in L2 (512 kB float64)
 TWO_LAYER_KEPT_BYTES = TILE_BYTES  # kept sigma, sigma': one register tile's columns (16 float64, 32 float32)
-TWO_LAYER_KEPT_CACHE = 2 ** 23  # float64 keeps while a worker's kept values and velocity fit in 8 MiB
+TWO_LAYER_KEPT_CACHE = 2 ** 24  # float64 keeps while a worker's kept values and velocity fit in 16 MiB
 
 
 class SampleExpectation:
@@ -122,14 +123,15 @@ class SampleExpectation:
         for the backward pass (TWO_LAYER_KEPT_BYTES / itemsize), or 0 to compute the
         pre-activations and activations again block by block.
 
-        Keeping saves one BLAS product and one activation evaluation per (sample, particle)
-        pair; it costs writing and re-reading the kept values (2 x rows x N per worker,
-        within the memory budget) and a pass over the worker's whole first-layer velocity
-        (N x d) per chunk of few rows.  Float32 always keeps.  Float64 keeps while those,
-        N (2 rows + d) 8 bytes, fit in TWO_LAYER_KEPT_CACHE: at N = 2^14, d = 32 (8 MiB) it
-        is faster than recomputing for every activation (relu 5%, tanh 20%); beyond
-        (N = 2^15) the velocity and the kept values leave the last-level cache and keeping
-        is 1.1-1.4 times slower than recomputing (README, "Performance").
+        Keeping saves one product and one activation evaluation per (sample, particle)
+        pair, and its forward pass runs on register tiles; it costs writing and re-reading
+        the kept values (2 x rows x N per worker, within the memory budget) and a pass over
+        the worker's whole first-layer velocity (N x d) per chunk of few rows.  Float32
+        always keeps.  Float64 keeps while those, N (2 rows + d) 8 bytes, fit in
+        TWO_LAYER_KEPT_CACHE: at d = 32, N = 2^15 (16 MiB) keeping took 523 ms (relu) and
+        668 ms (tanh) against 610 and 791 recomputing; at N = 2^17, where the velocity and
+        the kept values are far out of the last-level cache, relu took 2.85 s kept against
+        2.44 s recomputed (tanh still 2.80 against 3.23).
         """
         itemsize = self.X.itemsize
         rows = TWO_LAYER_KEPT_BYTES // itemsize

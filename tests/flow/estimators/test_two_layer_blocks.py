@@ -56,9 +56,9 @@ def test_blocked_velocity_is_reproducible(activation, dtype, threads, keep, monk
 
 
 @pytest.mark.parametrize("dtype, width, d, rows", [
-    (np.float64, 2 ** 14, 32, 16),      # kept values and velocity: 8 MiB, within the cache budget
-    (np.float64, 2 ** 15, 32, 0),       # 16 MiB: computed again
-    (np.float64, 2 ** 14, 64, 0),       # 12 MiB: computed again
+    (np.float64, 2 ** 15, 32, 16),      # kept values and velocity: 16 MiB, within the cache budget
+    (np.float64, 2 ** 16, 32, 0),       # 32 MiB: computed again
+    (np.float64, 2 ** 15, 64, 0),       # 24 MiB: computed again
     (np.float32, 2 ** 15, 32, 32),      # float32 keeps while the memory budget allows
     (np.float32, 2 ** 18, 32, 0),       # 2 x 32 x 2^18 x 4 B = 64 MiB > the 16 MiB budget
 ])
