@@ -151,12 +151,31 @@ def _softplus_derivative(z, out=None):
     return scipy.special.expit(z, out=_buffer(z, out))
 
 
+def _softplus_pair(z):
+    """(sigma, sigma') of softplus, written to avoid overflow: max(z, 0) + log1p(e) and
+    logistic z, with one e = exp(-|z|) for both; float32 arguments use the float32-accuracy
+    exp and log1p of :mod:`meanfield.model.vector_math` (compiled code only)."""
+    raise NotImplementedError
+
+
+@overload(_softplus_pair, inline="always")
+def _softplus_pair_compiled(z):
+    if z == types.float32:
+        def implementation(z):
+            x = float(z)
+            e = vector_math.exp_to_float32(-abs(x))
+            return max(x, 0.0) + vector_math.log1p_unit_to_float32(e), _logistic(x, e)
+    else:
+        def implementation(z):
+            e = vector_math.exp(-abs(z))
+            return max(z, 0.0) + vector_math.log1p(e), _logistic(z, e)
+    return implementation
+
+
 @register("softplus", "log(1 + exp z)", _softplus_value, _softplus_derivative)
 @kernel(inline=True)
 def _softplus(z):
-    # written to avoid overflow: max(z, 0) + log1p(exp(-|z|)), one exponential for both
-    e = vector_math.exp(-abs(z))
-    return max(z, 0.0) + vector_math.log1p(e), _logistic(z, e)
+    return _softplus_pair(z)
 
 
 # --------------------------------------------------------------------------- lookups

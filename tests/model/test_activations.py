@@ -83,3 +83,17 @@ def test_numpy_functions_write_into_a_given_buffer():
         out = np.empty_like(z)
         assert entry.value(z, out=out) is out and entry.derivative(z, out=np.empty_like(z)).shape == z.shape
         np.testing.assert_array_equal(out, entry.value(z))
+
+
+def test_float32_softplus_within_float32_rounding():
+    """Float32 arguments take the float32-accuracy forms: sigma and sigma' within 0.55 ulp
+    of float32 of the exact values, 0 and z at the ends, no overflow."""
+    z = np.concatenate([np.linspace(-110, 110, 220_001), [-1e30, 1e30]]).astype(np.float32)
+    values, derivatives = _evaluate_all(activations.code("softplus"), z)
+    assert values.dtype == np.float32
+    exact = np.logaddexp(0.0, z.astype(np.float64))
+    exact_derivative = scipy.special.expit(z.astype(np.float64))
+    for approx, reference in ((values, exact), (derivatives, exact_derivative)):
+        spacing = np.spacing(reference.astype(np.float32)).astype(np.float64)
+        assert np.max(np.abs(approx - reference) / spacing) <= 0.55
+    assert values[-2] == 0.0 and values[-1] == np.float32(1e30) and derivatives[-1] == 1.0
