@@ -144,12 +144,12 @@ def _forward_sweep(S, D, bias, coef, f, code):
     literally(code)
     b, rows = S.shape
     for i in range(b):
-        c, t = float(coef[i]), bias[i]
+        c, t = np.float64(coef[i]), bias[i]
         for k in range(rows):
             s, ds = evaluate(code, S[i, k] + t)
             S[i, k] = s
             D[i, k] = ds
-            f[k] += c * float(s)
+            f[k] += c * np.float64(s)
 
 
 @kernel
@@ -208,12 +208,12 @@ def _kept_forward(X, W, bias, coef, S, D, f, code):
             for p in range(count):
                 tile_one(XT, W, Z[p:p + 1], i + p)
         for p in range(count):
-            c, t = float(coef[i + p]), bias[i + p]
+            c, t = np.float64(coef[i + p]), bias[i + p]
             for k in range(rows):
                 s, ds = evaluate(code, Z[p, k] + t)
                 S[i + p, k] = s
                 D[i + p, k] = ds
-                f[k] += c * float(s)
+                f[k] += c * np.float64(s)
 
 
 @kernel

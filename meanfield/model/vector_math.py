@@ -22,11 +22,14 @@ scipy; float32 arguments are evaluated in float64):
 The rational coefficients are those of the Cephes library (S. L. Moshier), from which
 scipy.special's erf comes.
 
-For results that are rounded to float32 (float32 arguments), two cheaper forms without
-a division, accurate to a few 1e-9 (a tenth of float32's half ulp), evaluated in float64:
+For results that are rounded to float32 (float32 arguments), cheaper forms with fewer
+terms and no division (tanh: one), accurate to a few 1e-9 (a tenth of float32's half
+ulp), evaluated in float64:
 
-    exp_to_float32(x)         x = n ln 2 + r, a degree-6 polynomial in r
-    log1p_unit_to_float32(u)  u P(u) for 0 <= u <= 1, P of degree 10
+    exp_to_float32(x)               x = n ln 2 + r, a degree-6 polynomial in r
+    log1p_unit_to_float32(u)        u P(u) for 0 <= u <= 1, P of degree 10
+    tanh_and_derivative_to_float32  a < 0.625: a + a^3 P(a^2); else 1 - 2 e / (1 + e)
+    erf_and_gaussian_to_float32(x)  a <= 1: a P(a^2); else 1 - exp(-a^2) R(min(a, 4))
 """
 
 import math
@@ -67,14 +70,24 @@ _ERFC_Q = (1.0, 1.32281951154744992508e1, 8.67072140885989742329e1, 3.5493777888
            1.65666309194161350182e3, 5.57535340817727675546e2)
 
 
-# For results rounded to float32: least-squares polynomials at 500 Chebyshev points,
-# relative errors 2.6e-9 and 7.7e-10 (float32's half ulp: 3e-8)
+# For results rounded to float32: least-squares polynomials at Chebyshev points, relative
+# errors at most 2.6e-9 (float32's half ulp: 3e-8)
 _EXP_FLOAT32 = (0.001394858075135136, 0.008375128889620938, 0.041666218275461575, 0.16666415477247065,
                 0.5000000107748986, 1.0000000377274452, 0.9999999999595486)          # e^r, |r| <= ln(2)/2
 _LOG1P_UNIT_FLOAT32 = (0.0020376904979393685, -0.013444830973664718, 0.04155762251535364,
                        -0.08253533207566108, 0.12425102931590902, -0.16108631931224437,
                        0.19891537478902885, -0.2498739275158229, 0.33332569182148764,
                        -0.4999998172448985, 0.9999999992714389)                       # log1p(u) / u, 0 <= u <= 1
+_TANH_SMALL_FLOAT32 = (0.002314093064516089, -0.008365786890949247, 0.021776889087998828,
+                       -0.0539604888110107, 0.1333331074170454, -0.3333333326527416)   # (tanh a - a) / a^3 in a^2, a <= 0.625
+_ERF_SMALL_FLOAT32 = (-9.728407728373337e-06, 0.00011288174513521909, -0.0008487267698377704,
+                      0.005221261493794641, -0.026865517444152713, 0.11283784111848941,
+                      -0.37612638590433994, 1.128379167082286)                         # erf(a) / a in a^2, a <= 1
+_ERFCX_FLOAT32 = (1.0650850893668479e-07, -3.6221889775946438e-06, 5.662830629703705e-05,
+                  -0.0005404476292239476, 0.0035285480576408654, -0.016753336109936387,
+                  0.060102916505516475, -0.16738122914600326, 0.36954352587061867,
+                  -0.6576763085602018, 0.9525252100071151, -1.1137375107226524,
+                  0.9979190937539424)                                                  # e^(a^2) erfc a, 1 <= a <= 4
 
 
 @intrinsic
@@ -160,9 +173,9 @@ def erf_and_gaussian(x):
 @kernel(inline=True)
 def exp_to_float32(x):
     """e^x within a relative 2.6e-9, for a result rounded to float32: x = n ln 2 + r,
-    a degree-6 polynomial in r, no division; x clamped to [-104, 89], beyond which e^x
+    a degree-6 polynomial in r, no division; x clamped to [-110, 89], beyond which e^x
     rounds to 0 / inf in float32 (NaN propagates)."""
-    x = min(max(x, -104.0), 89.0)
+    x = min(max(x, -110.0), 89.0)
     n = math.floor(_LOG2E * x + 0.5)
     r = (x - n * _LN2_HI) - n * _LN2_LO
     return _polynomial(r, _EXP_FLOAT32) * _power_of_two(n)
@@ -173,3 +186,30 @@ def log1p_unit_to_float32(u):
     """log(1 + u) for 0 <= u <= 1 within a relative 7.7e-10, for a result rounded to
     float32: u P(u), P of degree 10, no division."""
     return u * _polynomial(u, _LOG1P_UNIT_FLOAT32)
+
+
+@kernel(inline=True)
+def tanh_and_derivative_to_float32(x):
+    """(tanh x, 1 - tanh^2 x) within a relative 2e-9, for results rounded to float32:
+    a = |x| < 0.625: t = a + a^3 P(a^2) (degree 5), 1 - t^2; else with q = 2 e / (1 + e),
+    e = exp_to_float32(-2a): t = 1 - q and 1 - t^2 = q (2 - q), accurate in the tails."""
+    a = abs(x)
+    xx = x * x
+    e = exp_to_float32(-2.0 * a)
+    q = 2.0 * e / (1.0 + e)
+    small = a < 0.625
+    t = a + a * xx * _polynomial(xx, _TANH_SMALL_FLOAT32) if small else 1.0 - q
+    return math.copysign(t, x), (1.0 - t * t if small else q * (2.0 - q))
+
+
+@kernel(inline=True)
+def erf_and_gaussian_to_float32(x):
+    """(erf x, exp(-x^2)) within 2e-9, for results rounded to float32, no division beyond:
+    a = |x| <= 1: a P(a^2) (degree 7); else 1 - exp(-a^2) R(min(a, 4)) with R of degree 12
+    fitted to e^(a^2) erfc a on [1, 4] (beyond, 1 - erf < 2e-8 rounds to 1 in float32)."""
+    a = abs(x)
+    xx = x * x
+    gaussian = exp_to_float32(-xx)
+    value = a * _polynomial(xx, _ERF_SMALL_FLOAT32) if not a > 1.0 else \
+        1.0 - gaussian * _polynomial(min(a, 4.0), _ERFCX_FLOAT32)
+    return math.copysign(value, x), (x if x != x else gaussian)

@@ -102,7 +102,7 @@ def test_float32_accuracy_forms_within_their_relative_error():
     """Relative error at most 2.6e-9 (exp) and 7.7e-10 (log1p): after rounding to float32
     (half ulp 3e-8) within 0.55 ulp of the exact value."""
     rng = np.random.default_rng(2)
-    x = np.concatenate([rng.uniform(-103.0, 88.0, 200_000), np.linspace(-1, 1, 10_001)])
+    x = np.concatenate([rng.uniform(-109.0, 88.0, 200_000), np.linspace(-1, 1, 10_001)])
     out = np.empty_like(x)
     _exp_to_float32(x, out)
     assert np.max(np.abs(out / np.exp(x) - 1)) <= 2.6e-9
@@ -117,7 +117,7 @@ def test_float32_accuracy_forms_within_their_relative_error():
 
 
 def test_float32_exp_limits():
-    x = np.array([-1e4, -104.0, -np.inf, 89.0, 1e4, np.inf, np.nan])
+    x = np.array([-1e4, -110.0, -np.inf, 89.0, 1e4, np.inf, np.nan])
     out = np.empty_like(x)
     _exp_to_float32(x, out)
     as_float32 = out.astype(np.float32)
