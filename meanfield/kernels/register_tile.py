@@ -16,6 +16,8 @@ machine's own (two AVX2 registers each, say).
 
 from llvmlite import ir
 from numba import types
+
+from meanfield.jit import kernel
 from numba.core.errors import TypingError
 from numba.extending import intrinsic
 
@@ -106,3 +108,14 @@ tile = _tile(TILE_PARTICLES)
 """tile(XT, W, Z, i): Z[:8] = W[i:i + 8] @ XT (XT (d, TILE_BYTES / itemsize), Z (8, same), contiguous)."""
 tile_one = _tile(1)
 """tile_one(XT, W, Z, i): Z[:1] = W[i:i + 1] @ XT, for the particles left over by :data:`tile`."""
+
+
+@kernel(inline=True)
+def tile_rows(XT, W, Z, i, count):
+    """Z[:count] = W[i:i + count] @ XT for count <= 8: one :data:`tile`, or ``count`` of
+    :data:`tile_one` for the particles left at the end."""
+    if count == TILE_PARTICLES:
+        tile(XT, W, Z, i)
+    else:
+        for p in range(count):
+            tile_one(XT, W, Z[p:p + 1], i + p)

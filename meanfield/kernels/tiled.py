@@ -30,7 +30,7 @@ from numba.np.numpy_support import as_dtype
 
 from meanfield.jit import kernel
 from meanfield.kernels.elementwise import check_code
-from meanfield.kernels.register_tile import TILE_BYTES, TILE_PARTICLES, tile, tile_one
+from meanfield.kernels.register_tile import TILE_BYTES, TILE_PARTICLES, tile_rows
 from meanfield.model.activations import CODES, evaluate
 
 _EXTERNAL = {}
@@ -202,11 +202,7 @@ def _kept_forward(X, W, bias, coef, S, D, f, code):
     Z = np.empty((TILE_PARTICLES, columns), dtype=X.dtype)
     for i in range(0, width, TILE_PARTICLES):
         count = min(TILE_PARTICLES, width - i)
-        if count == TILE_PARTICLES:
-            tile(XT, W, Z, i)
-        else:
-            for p in range(count):
-                tile_one(XT, W, Z[p:p + 1], i + p)
+        tile_rows(XT, W, Z, i, count)
         for p in range(count):
             c, t = np.float64(coef[i + p]), bias[i + p]
             for k in range(rows):
@@ -234,11 +230,7 @@ def _kept_velocity(D, Y, V):
     for i in range(0, width, TILE_PARTICLES):
         count = min(TILE_PARTICLES, width - i)
         for j in range(blocks):
-            if count == TILE_PARTICLES:
-                tile(Yb[j], D, Z, i)
-            else:
-                for p in range(count):
-                    tile_one(Yb[j], D, Z[p:p + 1], i + p)
+            tile_rows(Yb[j], D, Z, i, count)
             first = j * columns
             for p in range(count):
                 for q in range(min(columns, d - first)):

@@ -1,11 +1,11 @@
-"""The register tile Z[:8] = W[i:i + 8] @ XT (and its one-particle form) against numpy."""
+"""The register tiles Z[:count] = W[i:i + count] @ XT (8 particles, or single ones) against numpy."""
 
 import numpy as np
 import pytest
 from numba.core.errors import TypingError
 
 from meanfield.jit import kernel
-from meanfield.kernels.register_tile import TILE_BYTES, TILE_PARTICLES, tile, tile_one
+from meanfield.kernels.register_tile import TILE_BYTES, TILE_PARTICLES, tile_rows
 
 
 @kernel
@@ -13,14 +13,10 @@ def _product(XT, W, Z):
     """Z = W @ XT by tiles of 8 particles, the rest one at a time."""
     width = W.shape[0]
     block = np.empty((TILE_PARTICLES, XT.shape[1]), dtype=XT.dtype)
-    i = 0
-    while i + TILE_PARTICLES <= width:
-        tile(XT, W, block, i)
-        Z[i:i + TILE_PARTICLES] = block
-        i += TILE_PARTICLES
-    while i < width:
-        tile_one(XT, W, Z[i:i + 1], i)
-        i += 1
+    for i in range(0, width, TILE_PARTICLES):
+        count = min(TILE_PARTICLES, width - i)
+        tile_rows(XT, W, block, i, count)
+        Z[i:i + count] = block[:count]
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(np.float64, 1e-15), (np.float32, 1e-6)])
