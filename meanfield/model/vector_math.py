@@ -204,7 +204,7 @@ def tanh_and_derivative_to_float32(x):
 
 @kernel(inline=True)
 def erf_and_gaussian_to_float32(x):
-    """(erf x, exp(-x^2)) within 2e-9, for results rounded to float32, no division beyond:
+    """(erf x, exp(-x^2)) within 2e-9, for results rounded to float32, no division:
     a = |x| <= 1: a P(a^2) (degree 7); else 1 - exp(-a^2) R(min(a, 4)) with R of degree 12
     fitted to e^(a^2) erfc a on [1, 4] (beyond, 1 - erf < 2e-8 rounds to 1 in float32)."""
     a = abs(x)
