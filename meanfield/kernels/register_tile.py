@@ -6,14 +6,19 @@ XT (d, columns) holds the columns of a chunk as two 64-byte vectors per row (16 
 or 32 float32 columns); W (b, d) the particles' rows.  For each c in order the tile adds
 W[i + p, c] (broadcast) times the two vectors of XT[c] to 2 x particles accumulators with
 fused multiply-adds, so every entry is the sum over c in order, rounded once per term, the
-same bits whatever the machine's vector width.  The accumulators stay in registers
-(16 of the 32 AVX-512 registers for 8 particles), which LLVM's own vectorizer does not
-achieve from loops over arrays: at d = 32 the 8-particle tile ran at 83-96 GFLOP/s
-(float64) and 135-195 (float32) on one core of the measured machine, OpenBLAS's gemm
-(Haswell kernel) at 41-42 and 105 for the same (8192 x 32) x (32 x 16 or 32) product.  Written as LLVM IR: vectors of 64 bytes, legalized by LLVM into the
-machine's own (two AVX2 registers each, say).
+same bits whatever the machine's vector width or the number of particles per tile.  The
+accumulators stay in registers (16 of the 32 AVX-512 registers for 8 particles, 8 of
+AVX2's 16 for 2), which LLVM's own vectorizer does not achieve from loops over arrays:
+at d = 32 the 8-particle tile ran at 83-96 GFLOP/s (float64) and 135-195 (float32) on
+one core of the measured machine (AVX-512), OpenBLAS's gemm (Haswell kernel) at 41-42
+and 105 for the same (8192 x 32) x (32 x 16 or 32) product; compiled for AVX2 only, the
+2-particle tile ran at 49 GFLOP/s (float64) against OpenBLAS's 39.  Written as LLVM IR:
+vectors of 64 bytes, legalized by LLVM into the machine's own (two AVX2 registers each,
+say).
 """
 
+import llvmlite.binding as llvm
+import numba
 from llvmlite import ir
 from numba import types
 
@@ -103,17 +108,28 @@ def _tile(particles):
     return tile
 
 
-TILE_PARTICLES = 8
+def _targets_wide_vectors():
+    """Whether compiled code targets 64-byte vector registers (AVX-512): numba's
+    NUMBA_CPU_FEATURES when set, else the host's features."""
+    features = numba.config.CPU_FEATURES or llvm.get_host_cpu_features().flatten()
+    return "+avx512f" in features.split(",")
+
+
+# particles per tile: their 2 x particles accumulators must stay in registers; 8 with
+# 32 registers of 64 bytes (AVX-512), 2 with 16 of 32 bytes (AVX2, where 8 spill: 32
+# against OpenBLAS's 43 GFLOP/s, and 2 give 49).  Each entry is the same in-order sum
+# whatever the count, so the choice changes the speed, not the numbers.
+TILE_PARTICLES = 8 if _targets_wide_vectors() else 2
 tile = _tile(TILE_PARTICLES)
-"""tile(XT, W, Z, i): Z[:8] = W[i:i + 8] @ XT (XT (d, TILE_BYTES / itemsize), Z (8, same), contiguous)."""
+"""tile(XT, W, Z, i): Z[:P] = W[i:i + P] @ XT, P = TILE_PARTICLES (XT (d, TILE_BYTES / itemsize), Z (P, same), contiguous)."""
 tile_one = _tile(1)
 """tile_one(XT, W, Z, i): Z[:1] = W[i:i + 1] @ XT, for the particles left over by :data:`tile`."""
 
 
 @kernel(inline=True)
 def tile_rows(XT, W, Z, i, count):
-    """Z[:count] = W[i:i + count] @ XT for count <= 8: one :data:`tile`, or ``count`` of
-    :data:`tile_one` for the particles left at the end."""
+    """Z[:count] = W[i:i + count] @ XT for count <= TILE_PARTICLES: one :data:`tile`, or
+    ``count`` of :data:`tile_one` for the particles left at the end."""
     if count == TILE_PARTICLES:
         tile(XT, W, Z, i)
     else:

@@ -4,9 +4,10 @@ The residual e_k = f(x_k) - y_k needs every particle's output at sample k before
 backward factor is known.  Two ways through a chunk of rows:
 
 * kept (when the caller's buffers hold sigma and sigma' of every particle for the
-  chunk, at most TILE_BYTES / itemsize rows): the pre-activations of 8 particles at a time
-  come from a register tile (:mod:`meanfield.kernels.register_tile`), are activated while
-  in L1, s = sigma(Z + b) and s' = sigma'(Z + b) are kept and f_k += sum_i coef_i s_ki;
+  chunk, at most TILE_BYTES / itemsize rows): the pre-activations of TILE_PARTICLES
+  particles at a time come from a register tile (:mod:`meanfield.kernels.register_tile`),
+  are activated while in L1, s = sigma(Z + b) and s' = sigma'(Z + b) are kept and
+  f_k += sum_i coef_i s_ki;
   then, with r_k = omega_k e_k, two BLAS matrix-vector products v_a -= s^T r,
   v_b -= s'^T r and v_W -= s'^T (r X_c) by register tiles again;
 * swept twice over blocks of particles (no memory beyond one block): forward
@@ -187,8 +188,9 @@ def _residuals(X, y, sample_weight, f):
 def _kept_forward(X, W, bias, coef, S, D, f, code):
     """S[i, k] = sigma(z_ik), D[i, k] = sigma'(z_ik) with z_ik = <w_i, x_k> + b_i, and
     f_k += sum_i coef_i S[i, k] (in float64, in order of i), for the rows k of X (at most
-    TILE_BYTES / itemsize of them): the pre-activations of 8 particles at a time come from
-    a register tile (:mod:`meanfield.kernels.register_tile`) and are activated while in L1."""
+    TILE_BYTES / itemsize of them): the pre-activations of TILE_PARTICLES particles at a
+    time come from a register tile (:mod:`meanfield.kernels.register_tile`) and are
+    activated while in L1."""
     literally(code)
     rows, d = X.shape
     width = W.shape[0]
@@ -215,7 +217,7 @@ def _kept_forward(X, W, bias, coef, S, D, f, code):
 @kernel
 def _kept_velocity(D, Y, V):
     """V[i, :] -= sum_k D[i, k] Y[k, :] (in order of k) for D (width, rows), Y (rows, d), V
-    (width, d), all contiguous: register tiles of 8 particles against Y's columns in
+    (width, d), all contiguous: register tiles of TILE_PARTICLES particles against Y's columns in
     blocks of TILE_BYTES / itemsize (zero-padded)."""
     width, rows = D.shape
     d = Y.shape[1]

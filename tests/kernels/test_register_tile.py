@@ -5,6 +5,7 @@ import pytest
 from numba.core.errors import TypingError
 
 from meanfield.jit import kernel
+from meanfield.kernels import register_tile
 from meanfield.kernels.register_tile import TILE_BYTES, TILE_PARTICLES, tile_rows
 
 
@@ -31,6 +32,26 @@ def test_tile_matches_numpy(dtype, tolerance, d, width):
     exact = W.astype(np.float64) @ XT.astype(np.float64)
     scale = np.abs(W.astype(np.float64)) @ np.abs(XT.astype(np.float64))     # sum of |terms|: rounding bound
     assert np.all(np.abs(Z - exact) <= tolerance * d * scale + 0.0)
+
+
+@pytest.mark.parametrize("particles", (1, 2, 8))
+def test_every_tile_size_gives_the_same_bits(particles):
+    """The tile size (chosen by the machine's vector registers) changes the speed, never
+    the numbers: each entry is the same in-order sum."""
+    tile_of = register_tile._tile(particles)
+
+    @kernel
+    def product(XT, W, Z):
+        for i in range(0, W.shape[0], particles):
+            tile_of(XT, W, Z[i:i + particles], i)
+
+    rng = np.random.default_rng(3)
+    columns = TILE_BYTES // 8
+    XT, W = rng.standard_normal((33, columns)), rng.standard_normal((8, 33))
+    Z, reference = np.empty((8, columns)), np.empty((8, columns))
+    product(XT, W, Z)
+    _product(XT, W, reference)
+    np.testing.assert_array_equal(Z, reference)
 
 
 def test_tile_takes_contiguous_matrices_of_one_dtype():

@@ -3,8 +3,8 @@
 The velocity of every particle is computed chunk by chunk over samples.  Two layers: one
 compiled kernel per chunk (:func:`meanfield.kernels.tiled.two_layer_rows`).  Its usual
 path keeps sigma and sigma' of every particle for the chunk (16 float64 rows, 32 float32
-rows; :meth:`SampleExpectation._kept_rows`): register tiles give 8 particles'
-pre-activations at a time, activated in vectorized loops while in L1, and once the
+rows; :meth:`SampleExpectation._kept_rows`): register tiles give a few particles'
+pre-activations at a time (8 with AVX-512, 2 with AVX2), activated in vectorized loops while in L1, and once the
 residuals e_k = f(x_k) - y_k are known the velocities come from the kept values.  When the
 kept values and a worker's velocity are too large for the cache (float64, many
 particles), it works through blocks of particles whose (rows x block) pre-activations stay
