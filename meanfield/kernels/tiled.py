@@ -134,23 +134,26 @@ def _accumulate_velocity(G, Y, V):
     _colmajor_gemm(_N, _T, d, b, rows, -1.0, Y, d, G, G.strides[0] // G.itemsize, 1.0, V, d)
 
 
+@kernel(inline=True)
+def _activate_particle(z, bias, coef, s, ds, f, code):
+    """One particle over a chunk's samples k: s_k = sigma(z_k + bias), ds_k = sigma'(z_k + bias)
+    (z may be s itself), f_k += coef s_k in float64.  The loop runs over the samples, each f_k
+    accumulating its own sum, so it vectorizes without reordering any sum."""
+    c = np.float64(coef)
+    for k in range(len(f)):
+        value, derivative = evaluate(code, z[k] + bias)
+        s[k] = value
+        ds[k] = derivative
+        f[k] += c * np.float64(value)
+
+
 @kernel
 def _forward_sweep(S, D, bias, coef, f, code):
     """S <- sigma(S + bias), D <- sigma'(S + bias) (rows of S: particles, columns: samples);
-    f_k += sum_i coef_i sigma_ik (in float64, summed over i in order).
-
-    The inner loop runs over the samples k, each f_k accumulating its own sum, so it
-    vectorizes without reordering any sum.
-    """
+    f_k += sum_i coef_i sigma_ik (in float64, summed over i in order)."""
     literally(code)
-    b, rows = S.shape
-    for i in range(b):
-        c, t = np.float64(coef[i]), bias[i]
-        for k in range(rows):
-            s, ds = evaluate(code, S[i, k] + t)
-            S[i, k] = s
-            D[i, k] = ds
-            f[k] += c * np.float64(s)
+    for i in range(S.shape[0]):
+        _activate_particle(S[i], bias[i], coef[i], S[i], D[i], f, code)
 
 
 @kernel
@@ -206,12 +209,7 @@ def _kept_forward(X, W, bias, coef, S, D, f, code):
         count = min(TILE_PARTICLES, width - i)
         tile_rows(XT, W, Z, i, count)
         for p in range(count):
-            c, t = np.float64(coef[i + p]), bias[i + p]
-            for k in range(rows):
-                s, ds = evaluate(code, Z[p, k] + t)
-                S[i + p, k] = s
-                D[i + p, k] = ds
-                f[k] += c * np.float64(s)
+            _activate_particle(Z[p], bias[i + p], coef[i + p], S[i + p], D[i + p], f, code)
 
 
 @kernel

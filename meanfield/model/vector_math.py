@@ -114,11 +114,16 @@ def _polynomial(x, coefficients):
 
 
 @kernel(inline=True)
+def _ln2_reduction(x):
+    """(n, r) with x = n ln 2 + r, n = round(x / ln 2), |r| <= ln(2)/2 (ln 2 in two parts)."""
+    n = math.floor(_LOG2E * x + 0.5)
+    return n, (x - n * _LN2_HI) - n * _LN2_LO
+
+
+@kernel(inline=True)
 def exp(x):
     """e^x for float64 x (NaN propagates)."""
-    x = min(max(x, _EXP_MIN), _EXP_MAX)
-    n = math.floor(_LOG2E * x + 0.5)
-    r = (x - n * _LN2_HI) - n * _LN2_LO
+    n, r = _ln2_reduction(min(max(x, _EXP_MIN), _EXP_MAX))
     rr = r * r
     p = r * _polynomial(rr, _EXP_P)
     half = int(n) >> 1
@@ -175,9 +180,7 @@ def exp_to_float32(x):
     """e^x within a relative 2.6e-9, for a result rounded to float32: x = n ln 2 + r,
     a degree-6 polynomial in r, no division; x clamped to [-110, 89], beyond which e^x
     rounds to 0 / inf in float32 (NaN propagates)."""
-    x = min(max(x, -110.0), 89.0)
-    n = math.floor(_LOG2E * x + 0.5)
-    r = (x - n * _LN2_HI) - n * _LN2_LO
+    n, r = _ln2_reduction(min(max(x, -110.0), 89.0))
     return _polynomial(r, _EXP_FLOAT32) * _power_of_two(n)
 
 

@@ -128,6 +128,15 @@ def _near_pieces(breaks, starts, particles, za, step, reach, extra, u_fine, w_fi
     return owner, piece, count, entry, fine, z_fine, omega_fine, u
 
 
+@kernel(inline=True)
+def _features_less_s(x, r, b, table):
+    """(g - S, g_s, g_b - S) of particle (r, b) at radius x, S = (b, 1) for b > 0, else 0."""
+    g, gs, gb = relu_point(r * x, b, table, False)
+    if b > 0.0:
+        return g - b, gs, gb - 1.0
+    return g, gs, gb
+
+
 @kernel
 def _piece_corrections(worker, workers, owner, piece, count, entry, fine, rho_fine, omega_fine, u_fine, breaks,
                        starts, rho, weights, u, w, scale, r, b, table, particle, node, c, phi):
@@ -141,13 +150,9 @@ def _piece_corrections(worker, workers, owner, piece, count, entry, fine, rho_fi
         k, m, first = owner[p], count[p], starts[piece[p]]
         Lam[:m] = 0.0
         nodes = u[m]
-        above = b[k] > 0.0
         for f in range(fine[p], fine[p + 1]):
             x = rho_fine[f]
-            g, gs, gb = relu_point(r[k] * x, b[k], table, False)
-            if above:
-                g -= b[k]
-                gb -= 1.0
+            g, gs, gb = _features_less_s(x, r[k], b[k], table)
             gs *= x
             t = u_fine[f]
             product = omega_fine[f]             # omega_f l_i(t) = omega_f scale_i prod_(j < i) (t - u_j) prod_(j > i) (t - u_j)
@@ -164,10 +169,7 @@ def _piece_corrections(worker, workers, owner, piece, count, entry, fine, rho_fi
         for i in range(m):
             n, e = first + i, entry[p] + i
             x = rho[n]
-            g, gs, gb = relu_point(r[k] * x, b[k], table, False)
-            if above:
-                g -= b[k]
-                gb -= 1.0
+            g, gs, gb = _features_less_s(x, r[k], b[k], table)
             particle[e], node[e] = k, n
             phi[e, 0], phi[e, 1], phi[e, 2] = g, x * gs, gb
             omega = (breaks[piece[p] + 1] - breaks[piece[p]]) * w[m, i]

@@ -91,7 +91,9 @@ class SampleExpectation:
         shared = self._shared(network, flat)
         n, workers = len(self.X), num_threads()
         if network.layers == 2:
-            rows = self._kept_rows(network) or TWO_LAYER_ROWS
+            kept = self._kept_rows(network)
+            shared["kept"] = kept > 0
+            rows = kept or TWO_LAYER_ROWS
             rows = max(1, min(rows, -(-n // workers)))
             chunk, finish = self._two_layer_chunk, self._two_layer_finish
         else:
@@ -180,7 +182,7 @@ class SampleExpectation:
         the first-layer velocities still lack the factor a_i (:meth:`_two_layer_finish`)."""
         P, dtype = shared["P"], self.X.dtype
         Xc, yc, wc = self.X[start:stop], self.y[start:stop], self.weights[start:stop]
-        size = rows * (net.width if self._kept_rows(net) else TWO_LAYER_BLOCK)
+        size = rows * (net.width if shared["kept"] else TWO_LAYER_BLOCK)
         S = self._workspace(worker, "sigma", (size,), dtype)
         D = self._workspace(worker, "sigma'", (size,), dtype)
         v_bias = V["layer1"]["bias"] if net.bias else self._workspace(worker, "no bias", (net.width,), dtype)
