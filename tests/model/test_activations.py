@@ -1,3 +1,8 @@
+import os
+import subprocess
+import sys
+
+import llvmlite.binding as llvm
 import numpy as np
 import pytest
 import scipy.special
@@ -99,3 +104,38 @@ def test_float32_arguments_within_float32_rounding(name):
         # 1e-15: where the float64 reference 1 - tanh^2 has lost its digits (|z| > 17)
         assert np.all(np.abs(approx - reference) <= np.maximum(0.55 * spacing, 1e-15))
     assert np.all(np.isfinite(values)) and np.all(np.isfinite(derivatives))
+
+
+_AVX2_SWEEP = """
+import numpy as np
+from numba import njit
+from meanfield.model import activations
+for name in activations.NAMES:
+    code = activations.code(name)
+    @njit(fastmath={"contract"}, error_model="numpy")
+    def sweep(z, values, derivatives):
+        for k in range(z.size):
+            values[k], derivatives[k] = activations.evaluate(code, z[k])
+    for dtype in (np.float64, np.float32):
+        z = np.linspace(-3, 3, 64).astype(dtype)
+        sweep(z, np.empty_like(z), np.empty_like(z))
+    for signature, asm in sweep.inspect_asm().items():
+        print(name, signature[0].dtype, sum(line.split()[0].startswith(("vcvtt", "vcvtsi2")) for line in asm.splitlines()
+                                           if line.startswith("\\t") and line.split()))
+"""
+
+
+def test_activations_need_no_scalar_conversions_with_avx2_only():
+    """Compiled for AVX2 without AVX-512 (which alone has vector float64 <-> int64
+    conversions), no activation converts between floats and integers: each such scalar
+    conversion splits the vector loop (it made tanh 1.6 times slower)."""
+    features = llvm.get_host_cpu_features()
+    if not features.get("avx2") or not features.get("fma"):
+        pytest.skip("needs an x86-64 host with AVX2 and FMA")
+    avx2_only = ",".join(("-" + f[1:]) if f[1:].startswith("avx512") else f for f in features.flatten().split(","))
+    environment = dict(os.environ, NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES=avx2_only, MEANFIELD_NO_CACHE="1")
+    result = subprocess.run([sys.executable, "-c", _AVX2_SWEEP], env=environment, capture_output=True, text=True,
+                            timeout=600, check=True)
+    counts = [line.split() for line in result.stdout.splitlines()]
+    assert len(counts) == 2 * len(activations.NAMES)
+    assert [c for c in counts if c[2] != "0"] == []
