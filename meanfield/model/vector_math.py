@@ -5,8 +5,8 @@ scalar.  The functions here use only +, -, *, /, comparisons, floor, copysign, b
 and integer adds and shifts, which LLVM turns into SIMD code; every branch is computed and
 one result selected.  Nothing converts between floats and integers: AVX2 has no vector
 instruction for float64 <-> int64, and one such conversion splits the loop into scalars.
-They are accurate to a few units in the last place of float64 (tested against numpy and
-scipy; float32 arguments are evaluated in float64):
+The float64 forms are accurate to a few units in the last place (tested against numpy and
+scipy):
 
     exp(x)      x = n ln 2 + r, |r| <= ln(2)/2 (ln 2 split in two parts, exact products),
                 e^r = 1 + 2 r P(r^2) / (Q(r^2) - r P(r^2)), times 2^(n//2) 2^(n - n//2),
@@ -24,14 +24,14 @@ scipy; float32 arguments are evaluated in float64):
 The rational coefficients are those of the Cephes library (S. L. Moshier), from which
 scipy.special's erf comes.
 
-For results that are rounded to float32 (float32 arguments), cheaper forms with fewer
-terms and no division (tanh: one), accurate to a few 1e-9 (a tenth of float32's half
-ulp), evaluated in float64:
+For float32 arguments, forms in float32 arithmetic (twice the vector lanes), with fewer
+terms and no division but where noted, within 1.3 ulp of float32 (exp), 1.8 (log1p):
 
-    exp_to_float32(x)               x = n ln 2 + r, a degree-6 polynomial in r
-    log1p_unit_to_float32(u)        u P(u) for 0 <= u <= 1, P of degree 10
-    tanh_and_derivative_to_float32  a < 0.625: a + a^3 P(a^2); else 1 - 2 e / (1 + e)
-    erf_and_gaussian_to_float32(x)  a <= 1: a P(a^2); else 1 - exp(-a^2) R(min(a, 4))
+    exp_float32(x)                  x = n ln 2 + r, a degree-6 polynomial in r
+    log1p_unit_float32(u)           u P(u) for 0 <= u <= 1, P of degree 9
+    tanh_and_derivative_float32(x)  a < 0.625: a + a^3 P(a^2); else 1 - 2 e / (1 + e)
+    erf_and_gaussian_float32(x)     a <= 1: a + a P(a^2); else 1 - exp(-a^2) R(1/a) / a,
+                                    a^2 carried exactly in two parts
 """
 
 import math
@@ -73,45 +73,72 @@ _ERFC_Q = (1.0, 1.32281951154744992508e1, 8.67072140885989742329e1, 3.5493777888
            1.65666309194161350182e3, 5.57535340817727675546e2)
 
 
-# For results rounded to float32: least-squares polynomials at Chebyshev points, relative
-# errors at most 2.6e-9 (float32's half ulp: 3e-8)
-_EXP_FLOAT32 = (0.001394858075135136, 0.008375128889620938, 0.041666218275461575, 0.16666415477247065,
-                0.5000000107748986, 1.0000000377274452, 0.9999999999595486)          # e^r, |r| <= ln(2)/2
-_LOG1P_UNIT_FLOAT32 = (0.0020376904979393685, -0.013444830973664718, 0.04155762251535364,
-                       -0.08253533207566108, 0.12425102931590902, -0.16108631931224437,
-                       0.19891537478902885, -0.2498739275158229, 0.33332569182148764,
-                       -0.4999998172448985, 0.9999999992714389)                       # log1p(u) / u, 0 <= u <= 1
-_TANH_SMALL_FLOAT32 = (0.002314093064516089, -0.008365786890949247, 0.021776889087998828,
-                       -0.0539604888110107, 0.1333331074170454, -0.3333333326527416)   # (tanh a - a) / a^3 in a^2, a <= 0.625
-_ERF_SMALL_FLOAT32 = (-9.728407728373337e-06, 0.00011288174513521909, -0.0008487267698377704,
-                      0.005221261493794641, -0.026865517444152713, 0.11283784111848941,
-                      -0.37612638590433994, 1.128379167082286)                         # erf(a) / a in a^2, a <= 1
-_ERFCX_FLOAT32 = (1.0650850893668479e-07, -3.6221889775946438e-06, 5.662830629703705e-05,
-                  -0.0005404476292239476, 0.0035285480576408654, -0.016753336109936387,
-                  0.060102916505516475, -0.16738122914600326, 0.36954352587061867,
-                  -0.6576763085602018, 0.9525252100071151, -1.1137375107226524,
-                  0.9979190937539424)                                                  # e^(a^2) erfc a, 1 <= a <= 4
+# For float32: least-squares fits (relative) at Chebyshev points, each coefficient rounded
+# to float32 in turn from the highest degree and the lower ones fitted again
+_F = np.float32
+_EXP_FLOAT32 = tuple(map(_F, (0.001382942427881062, 0.0083747748285532, 0.0416683591902256,
+                              0.1666642129421234, 0.49999991059303284, 1.0, 1.0)))
+"""e^r for |r| <= ln(2)/2 within 1.8e-8."""
+_TANH_SMALL_FLOAT32 = tuple(map(_F, (0.0023079642560333014, -0.00835990346968174, 0.021774930879473686,
+                                     -0.053960226476192474, 0.13333310186862946, -0.3333333432674408)))
+"""(tanh a - a) / a^3 in a^2 for a <= 0.625 within 3.7e-8."""
+_ERF_SMALL_FLOAT32 = tuple(map(_F, (7.898131298134103e-05, -0.0008024332346394658, 0.005190051160752773,
+                                    -0.026854807510972023, 0.11283612251281738, -0.3761262893676758,
+                                    0.12837916612625122)))
+"""erf(a) / a - 1 in a^2 for a <= 1 within 4.7e-9 of erf(a) / a."""
+_ERFC_FLOAT32 = tuple(map(_F, (-0.04815791919827461, 0.32578325271606445, -0.9761907458305359,
+                               1.6839683055877686, -1.7856463193893433, 1.075571894645691,
+                               -0.14948052167892456, -0.2607923746109009, -0.0017213289393112063,
+                               0.5642493367195129)))
+"""a e^(a^2) erfc a in 1/a for 1 <= a <= 4 within 2.2e-8."""
+_LOG1P_UNIT_FLOAT32 = tuple(map(_F, (-0.0031640275847166777, 0.01948787458240986, -0.056270014494657516,
+                                     0.10533016920089722, -0.15263326466083527, 0.1966104358434677,
+                                     -0.2495117485523224, 0.33329665660858154, -0.49999889731407166, 1.0)))
+"""log1p(u) / u for 0 <= u <= 1 within 1.6e-8."""
+_LOG2E_FLOAT32 = _F(_LOG2E)
+_LN2_HI_FLOAT32 = _F(0.693359375)          # 9 significant bits: n * it is exact
+_LN2_LO_FLOAT32 = _F(-2.12194440e-4)
+_EXP_MIN_FLOAT32 = _F(-104.0)               # e^x rounds to 0 below, to inf above _EXP_MAX_FLOAT32
+_EXP_MAX_FLOAT32 = _F(89.0)
+_0, _HALF, _1, _2, _4 = _F(0.0), _F(0.5), _F(1.0), _F(2.0), _F(4.0)
+_TANH_SMALL_END = _F(0.625)
+_GAUSSIAN_END_FLOAT32 = _F(11.0)
 
 
-_ROUNDING_SHIFT = 6755399441055744.0     # 1.5 * 2^52: n + it holds an integer n in its low bits
+# per float type: (its LLVM type, the integer of its width, mantissa bits, exponent bias)
+_FLOAT_BITS = {types.float64: (ir.DoubleType(), ir.IntType(64), 52, 1023),
+               types.float32: (ir.FloatType(), ir.IntType(32), 23, 127)}
 
 
 @intrinsic
 def _power_of_two(typingctx, n):
-    """2.0 ** n for an integral float64 n in [-1022, 1023], from its bits: n + 1.5 * 2^52
-    carries n in its low mantissa bits, and ((those bits + 1023) << 52) are 2^n's (the
-    high bits shift out).  Integer adds and shifts only: no float-to-integer conversion,
-    which AVX2 has no vector instruction for."""
-    if not isinstance(n, types.Float):
+    """2 ** n in n's float type, for an integral n in the normal range ([-1022, 1023] for
+    float64, [-126, 127] for float32), from its bits: n + 1.5 * 2^m (m mantissa bits)
+    carries n in its low bits, and ((those bits + bias) << m) are 2^n's (the high bits
+    shift out).  Integer adds and shifts only: no float-to-integer conversion, which AVX2
+    has no vector instruction for."""
+    if n not in _FLOAT_BITS:
+        return None
+    float_type, int_type, mantissa, bias = _FLOAT_BITS[n]
+
+    def codegen(context, builder, signature, args):
+        shifted = builder.fadd(args[0], ir.Constant(float_type, 1.5 * 2.0 ** mantissa))
+        bits = builder.add(builder.bitcast(shifted, int_type), ir.Constant(int_type, bias))
+        return builder.bitcast(builder.shl(bits, ir.Constant(int_type, mantissa)), float_type)
+
+    return n(n), codegen
+
+
+@intrinsic
+def _fused_multiply_add(typingctx, a, b, c):
+    """a b + c with one rounding (a, b, c of one float type)."""
+    if a not in _FLOAT_BITS or not a == b == c:
         return None
 
     def codegen(context, builder, signature, args):
-        shifted = builder.fadd(context.cast(builder, args[0], signature.args[0], types.float64),
-                               ir.Constant(ir.DoubleType(), _ROUNDING_SHIFT))
-        bits = builder.add(builder.bitcast(shifted, ir.IntType(64)), ir.Constant(ir.IntType(64), 1023))
-        return builder.bitcast(builder.shl(bits, ir.Constant(ir.IntType(64), 52)), ir.DoubleType())
+        return builder.fma(*args)
 
-    return types.float64(n), codegen
+    return a(a, a, a), codegen
 
 
 @kernel(inline=True)
@@ -187,43 +214,50 @@ def erf_and_gaussian(x):
 
 
 @kernel(inline=True)
-def exp_to_float32(x):
-    """e^x within a relative 2.6e-9, for a result rounded to float32: x = n ln 2 + r,
-    a degree-6 polynomial in r, no division; x clamped to [-110, 89], beyond which e^x
-    rounds to 0 / inf in float32 (NaN propagates)."""
-    n, r = _ln2_reduction(min(max(x, -110.0), 89.0))
-    return _polynomial(r, _EXP_FLOAT32) * _power_of_two(n)
+def exp_float32(x):
+    """e^x in float32 arithmetic, for float32 x: x = n ln 2 + r (ln 2 in two parts), a
+    degree-6 polynomial in r, times 2^(n//2) 2^(n - n//2); x clamped to [-104, 89], beyond
+    which e^x rounds to 0 / inf (NaN propagates)."""
+    x = min(max(x, _EXP_MIN_FLOAT32), _EXP_MAX_FLOAT32)
+    n = np.floor(_LOG2E_FLOAT32 * x + _HALF)
+    r = (x - n * _LN2_HI_FLOAT32) - n * _LN2_LO_FLOAT32
+    half = np.floor(_HALF * n)
+    return _polynomial(r, _EXP_FLOAT32) * _power_of_two(half) * _power_of_two(n - half)
 
 
 @kernel(inline=True)
-def log1p_unit_to_float32(u):
-    """log(1 + u) for 0 <= u <= 1 within a relative 7.7e-10, for a result rounded to
-    float32: u P(u), P of degree 10, no division."""
+def log1p_unit_float32(u):
+    """log(1 + u) in float32 arithmetic for float32 0 <= u <= 1: u P(u), P of degree 9."""
     return u * _polynomial(u, _LOG1P_UNIT_FLOAT32)
 
 
 @kernel(inline=True)
-def tanh_and_derivative_to_float32(x):
-    """(tanh x, 1 - tanh^2 x) within a relative 2e-9, for results rounded to float32:
-    a = |x| < 0.625: t = a + a^3 P(a^2) (degree 5), 1 - t^2; else with q = 2 e / (1 + e),
-    e = exp_to_float32(-2a): t = 1 - q and 1 - t^2 = q (2 - q), accurate in the tails."""
+def tanh_and_derivative_float32(x):
+    """(tanh x, 1 - tanh^2 x) in float32 arithmetic for float32 x: a = |x| < 0.625:
+    t = a + a^3 P(a^2) (degree 5), 1 - t^2; else with q = 2 e / (1 + e), e = e^(-2a):
+    t = 1 - q and 1 - t^2 = q (2 - q), accurate in the tails."""
     a = abs(x)
     xx = x * x
-    e = exp_to_float32(-2.0 * a)
-    q = 2.0 * e / (1.0 + e)
-    small = a < 0.625
-    t = a + a * xx * _polynomial(xx, _TANH_SMALL_FLOAT32) if small else 1.0 - q
-    return math.copysign(t, x), (1.0 - t * t if small else q * (2.0 - q))
+    e = exp_float32(-_2 * a)
+    q = _2 * e / (_1 + e)
+    small = a < _TANH_SMALL_END
+    t = a + a * xx * _polynomial(xx, _TANH_SMALL_FLOAT32) if small else _1 - q
+    return math.copysign(t, x), (_1 - t * t if small else q * (_2 - q))
 
 
 @kernel(inline=True)
-def erf_and_gaussian_to_float32(x):
-    """(erf x, exp(-x^2)) within 2e-9, for results rounded to float32, no division:
-    a = |x| <= 1: a P(a^2) (degree 7); else 1 - exp(-a^2) R(min(a, 4)) with R of degree 12
-    fitted to e^(a^2) erfc a on [1, 4] (beyond, 1 - erf < 2e-8 rounds to 1 in float32)."""
+def erf_and_gaussian_float32(x):
+    """(erf x, exp(-x^2)) in float32 arithmetic for float32 x: a = |x| <= 1: a + a P(a^2)
+    (degree 6); else 1 - exp(-a^2) R(1 / min(a, 4)) / min(a, 4) with R of degree 9 fitted
+    to a e^(a^2) erfc a on [1, 4] (beyond, erfc a < 1.6e-8 and erf rounds to 1).  a^2 is
+    carried exactly as hi + lo (a fused multiply-add), exp(-a^2) = e^(-hi) (1 - lo), with
+    a clamped to 11 (exp(-a^2) rounds to 0 beyond)."""
     a = abs(x)
-    xx = x * x
-    gaussian = exp_to_float32(-xx)
-    value = a * _polynomial(xx, _ERF_SMALL_FLOAT32) if not a > 1.0 else \
-        1.0 - gaussian * _polynomial(min(a, 4.0), _ERFCX_FLOAT32)
+    c = min(a, _GAUSSIAN_END_FLOAT32)
+    hi = c * c
+    lo = _fused_multiply_add(c, c, -hi)
+    gaussian = exp_float32(-hi) * (_1 - lo)
+    inverse = _1 / min(max(a, _1), _4)
+    value = a + a * _polynomial(hi, _ERF_SMALL_FLOAT32) if not a > _1 else \
+        _1 - gaussian * (inverse * _polynomial(inverse, _ERFC_FLOAT32))
     return math.copysign(value, x), (x if x != x else gaussian)

@@ -94,32 +94,35 @@ def test_tanh_special_values():
     assert np.isnan(out[-2]) and np.signbit(out[1])
 
 
-_exp_to_float32 = _ufunc(lambda x: vector_math.exp_to_float32(x))
-_log1p_unit_to_float32 = _ufunc(lambda x: vector_math.log1p_unit_to_float32(x))
+def _float32_ufunc(function):
+    """The float32 ufunc of a compiled scalar function of float32."""
+    return numba.vectorize(["float32(float32)"], nopython=True)(function)
 
 
-def test_float32_accuracy_forms_within_their_relative_error():
-    """Relative error at most 2.6e-9 (exp) and 7.7e-10 (log1p): after rounding to float32
-    (half ulp 3e-8) within 0.55 ulp of the exact value."""
+_exp_float32 = _float32_ufunc(lambda x: vector_math.exp_float32(x))
+_log1p_unit_float32 = _float32_ufunc(lambda x: vector_math.log1p_unit_float32(x))
+
+
+def _float32_ulps(approx, exact):
+    """|approx - exact| in units of the spacing of float32 at exact (float64)."""
+    return np.abs(approx.astype(np.float64) - exact) / np.spacing(exact.astype(np.float32)).astype(np.float64)
+
+
+def test_float32_exp_and_log1p_within_two_ulps_of_float32():
+    """In float32 arithmetic: e^x within 1.3 ulp of float32 (measured 1.25) over its finite
+    range, subnormal results included; log1p(u) within 1.8 ulp (measured 1.74) for
+    0 <= u <= 1, exactly 0 at 0."""
     rng = np.random.default_rng(2)
-    x = np.concatenate([rng.uniform(-109.0, 88.0, 200_000), np.linspace(-1, 1, 10_001)])
-    out = np.empty_like(x)
-    _exp_to_float32(x, out)
-    assert np.max(np.abs(out / np.exp(x) - 1)) <= 2.6e-9
-    rounded = out.astype(np.float32)
-    exact = np.exp(x)
-    assert np.max(np.abs(rounded - exact) / np.spacing(exact.astype(np.float32))) <= 0.55
-    u = np.concatenate([rng.uniform(0, 1, 200_000), 10.0 ** rng.uniform(-40, 0, 10_000), [0.0, 1.0]])
-    out = np.empty_like(u)
-    _log1p_unit_to_float32(u, out)
-    nonzero = u > 0
-    assert np.max(np.abs(out[nonzero] / np.log1p(u[nonzero]) - 1)) <= 7.7e-10 and out[~nonzero] == 0.0
+    x = np.concatenate([rng.uniform(-103.9, 88.7, 400_000), np.linspace(-1, 1, 100_001)]).astype(np.float32)
+    assert np.max(_float32_ulps(_exp_float32(x), np.exp(x.astype(np.float64)))) <= 1.3
+    u = np.concatenate([rng.uniform(0, 1, 400_000), 10.0 ** rng.uniform(-40, 0, 10_000), [1.0]]).astype(np.float32)
+    assert np.max(_float32_ulps(_log1p_unit_float32(u), np.log1p(u.astype(np.float64)))) <= 1.8
+    assert _log1p_unit_float32(np.float32(0.0)) == 0.0
 
 
 def test_float32_exp_limits():
-    x = np.array([-1e4, -110.0, -np.inf, 89.0, 1e4, np.inf, np.nan])
-    out = np.empty_like(x)
-    _exp_to_float32(x, out)
-    as_float32 = out.astype(np.float32)
-    np.testing.assert_array_equal(as_float32[:3], [0.0, 0.0, 0.0])
-    assert np.all(np.isinf(as_float32[3:6])) and np.isnan(out[6])
+    x = np.array([-1e4, -104.0, -np.inf, 89.0, 1e4, np.inf, np.nan], dtype=np.float32)
+    out = _exp_float32(x)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out[:3], [0.0, 0.0, 0.0])
+    assert np.all(np.isinf(out[3:6])) and np.isnan(out[6])
