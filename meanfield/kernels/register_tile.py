@@ -14,7 +14,8 @@ one core of the measured machine (AVX-512), OpenBLAS's gemm (Haswell kernel) at 
 and 105 for the same (8192 x 32) x (32 x 16 or 32) product; compiled for AVX2 only, the
 2-particle tile ran at 49 GFLOP/s (float64) against OpenBLAS's 39.  Written as LLVM IR:
 vectors of 64 bytes, legalized by LLVM into the machine's own (two AVX2 registers each,
-say).
+say).  ``add_weighted_rows`` adds such a tile's activations, weighted, to the float64
+network outputs of its columns in the same way, the outputs held in registers.
 """
 
 import llvmlite.binding as llvm
@@ -135,3 +136,78 @@ def tile_rows(XT, W, Z, i, count):
     else:
         for p in range(count):
             tile_one(XT, W, Z[p:p + 1], i + p)
+
+
+@intrinsic
+def add_weighted_rows(typingctx, S, coef, first, f):
+    """add_weighted_rows(S, coef, first, f): f[k] += coef[first + p] S[p, k] in float64, for
+    p = 0, 1, ... in order (one fused multiply-add each) and k < TILE_BYTES / itemsize, the
+    length of S's rows and of f; S (particles, columns) C-contiguous, coef of S's dtype, f
+    float64.  Straight vector code over the columns held in registers: the loop over
+    particles is the only loop."""
+    if not (S.dtype == coef.dtype and f.dtype == types.float64 and S.ndim == 2 and S.layout == "C"
+            and coef.ndim == 1 and f.ndim == 1 and f.layout == "C"):
+        raise TypingError("add_weighted_rows: S (C-contiguous matrix) and coef of one float dtype, f float64")
+    element, itemsize, _ = _vector_type(S.dtype)
+    lanes = VECTOR_BYTES // 8                      # float64 lanes of a 64-byte vector
+    groups = TILE_BYTES // itemsize // lanes
+    wide = ir.VectorType(ir.DoubleType(), lanes)
+    narrow = ir.VectorType(element, lanes)
+
+    def codegen(context, builder, signature, args):
+        s, c, out = (context.make_array(ty)(context, builder, value)
+                     for ty, value in ((signature.args[0], args[0]), (signature.args[1], args[1]),
+                                       (signature.args[3], args[3])))
+        start = context.cast(builder, args[2], signature.args[2], types.int64)
+        particles = builder.extract_value(s.shape, 0)
+        row_length = builder.extract_value(s.shape, 1)
+        module = builder.module
+        fma = module.globals.get(f"llvm.fma.v{lanes}f64") or ir.Function(
+            module, ir.FunctionType(wide, [wide] * 3), f"llvm.fma.v{lanes}f64")
+        splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+
+        def vector_at(base, index, kind):
+            return builder.bitcast(builder.gep(base, [index]), kind.as_pointer())
+
+        initial = [builder.load(vector_at(out.data, ir.Constant(_INT64, g * lanes), wide), align=8)
+                   for g in range(groups)]
+        entry = builder.block
+        loop = builder.append_basic_block("weighted.loop")
+        done = builder.append_basic_block("weighted.done")
+        builder.cbranch(builder.icmp_signed(">", particles, ir.Constant(_INT64, 0)), loop, done)
+        builder.position_at_end(loop)
+        p = builder.phi(_INT64)
+        p.add_incoming(ir.Constant(_INT64, 0), entry)
+        sums = [builder.phi(wide) for _ in range(groups)]
+        for phi, value in zip(sums, initial):
+            phi.add_incoming(value, entry)
+        weight = builder.load(builder.gep(c.data, [builder.add(start, p)]))
+        if element != ir.DoubleType():
+            weight = builder.fpext(weight, ir.DoubleType())
+        weight = builder.shuffle_vector(builder.insert_element(ir.Constant(wide, ir.Undefined), weight,
+                                                               ir.Constant(ir.IntType(32), 0)),
+                                        ir.Constant(wide, ir.Undefined), splat_mask)
+        row = builder.mul(p, row_length)
+        updated = []
+        for g in range(groups):
+            values = builder.load(vector_at(s.data, builder.add(row, ir.Constant(_INT64, g * lanes)), narrow),
+                                  align=itemsize)
+            if element != ir.DoubleType():
+                values = builder.fpext(values, wide)
+            updated.append(builder.call(fma, [weight, values, sums[g]]))
+        following = builder.add(p, ir.Constant(_INT64, 1))
+        body_end = builder.block
+        p.add_incoming(following, body_end)
+        for phi, value in zip(sums, updated):
+            phi.add_incoming(value, body_end)
+        builder.cbranch(builder.icmp_signed("<", following, particles), loop, done)
+        builder.position_at_end(done)
+        results = [builder.phi(wide) for _ in range(groups)]
+        for result, value, first_value in zip(results, updated, initial):
+            result.add_incoming(first_value, entry)
+            result.add_incoming(value, body_end)
+        for g, result in enumerate(results):
+            builder.store(result, vector_at(out.data, ir.Constant(_INT64, g * lanes), wide), align=8)
+        return context.get_dummy_value()
+
+    return types.void(S, coef, first, f), codegen

@@ -31,7 +31,7 @@ from numba.np.numpy_support import as_dtype
 
 from meanfield.jit import kernel
 from meanfield.kernels.elementwise import check_code
-from meanfield.kernels.register_tile import TILE_BYTES, TILE_PARTICLES, tile_rows
+from meanfield.kernels.register_tile import TILE_BYTES, TILE_PARTICLES, add_weighted_rows, tile_rows
 from meanfield.model.activations import CODES, evaluate
 
 _EXTERNAL = {}
@@ -135,16 +135,20 @@ def _accumulate_velocity(G, Y, V):
 
 
 @kernel(inline=True)
-def _activate_particle(z, bias, coef, s, ds, f, code):
+def _activate_particle(z, bias, s, ds, code):
     """One particle over a chunk's samples k: s_k = sigma(z_k + bias), ds_k = sigma'(z_k + bias)
-    (z may be s itself), f_k += coef s_k in float64.  The loop runs over the samples, each f_k
-    accumulating its own sum, so it vectorizes without reordering any sum."""
+    (z may be s itself), in the arguments' dtype.  Kept apart from the float64 sums of f, a
+    loop of float32 alone vectorizes on twice the lanes."""
+    for k in range(len(s)):
+        s[k], ds[k] = evaluate(code, z[k] + bias)
+
+
+@kernel(inline=True)
+def _add_weighted_row(s, coef, f):
+    """f_k += coef s_k in float64 (one fused multiply-add each)."""
     c = np.float64(coef)
     for k in range(len(f)):
-        value, derivative = evaluate(code, z[k] + bias)
-        s[k] = value
-        ds[k] = derivative
-        f[k] += c * np.float64(value)
+        f[k] += c * np.float64(s[k])
 
 
 @kernel
@@ -153,7 +157,8 @@ def _forward_sweep(S, D, bias, coef, f, code):
     f_k += sum_i coef_i sigma_ik (in float64, summed over i in order)."""
     literally(code)
     for i in range(S.shape[0]):
-        _activate_particle(S[i], bias[i], coef[i], S[i], D[i], f, code)
+        _activate_particle(S[i], bias[i], S[i], D[i], code)
+        _add_weighted_row(S[i], coef[i], f)
 
 
 @kernel
@@ -193,7 +198,8 @@ def _kept_forward(X, W, bias, coef, S, D, f, code):
     f_k += sum_i coef_i S[i, k] (in float64, in order of i), for the rows k of X (at most
     TILE_BYTES / itemsize of them): the pre-activations of TILE_PARTICLES particles at a
     time come from a register tile (:mod:`meanfield.kernels.register_tile`) and are
-    activated while in L1."""
+    activated while in L1; for a full chunk their terms of f are added by
+    ``add_weighted_rows`` (f held in vector registers)."""
     literally(code)
     rows, d = X.shape
     width = W.shape[0]
@@ -209,7 +215,12 @@ def _kept_forward(X, W, bias, coef, S, D, f, code):
         count = min(TILE_PARTICLES, width - i)
         tile_rows(XT, W, Z, i, count)
         for p in range(count):
-            _activate_particle(Z[p], bias[i + p], coef[i + p], S[i + p], D[i + p], f, code)
+            _activate_particle(Z[p], bias[i + p], S[i + p], D[i + p], code)
+        if rows == columns:
+            add_weighted_rows(S[i:i + count], coef, i, f)
+        else:
+            for p in range(count):
+                _add_weighted_row(S[i + p], coef[i + p], f)
 
 
 @kernel

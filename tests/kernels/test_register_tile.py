@@ -6,7 +6,7 @@ from numba.core.errors import TypingError
 
 from meanfield.jit import kernel
 from meanfield.kernels import register_tile
-from meanfield.kernels.register_tile import TILE_BYTES, TILE_PARTICLES, tile_rows
+from meanfield.kernels.register_tile import TILE_BYTES, TILE_PARTICLES, add_weighted_rows, tile_rows
 
 
 @kernel
@@ -61,3 +61,42 @@ def test_tile_takes_contiguous_matrices_of_one_dtype():
         _product(XT, W.astype(np.float32), Z)
     with pytest.raises(TypingError, match="C-contiguous"):
         _product(XT, np.asfortranarray(W), Z)
+
+
+@kernel
+def _weighted_rows_in_order(S, coef, first, f):
+    """The reference: f_k += coef[first + p] S[p, k] in float64, p in order, a loop per k."""
+    for p in range(S.shape[0]):
+        c = np.float64(coef[first + p])
+        for k in range(f.size):
+            f[k] += c * np.float64(S[p, k])
+
+
+@kernel
+def _weighted_rows(S, coef, first, f):
+    add_weighted_rows(S, coef, first, f)
+
+
+@pytest.mark.parametrize("dtype", (np.float64, np.float32))
+@pytest.mark.parametrize("particles", (0, 1, 3, 8, 13))
+def test_weighted_rows_are_the_in_order_sums(dtype, particles):
+    """The same bits as the plain loop (one fused multiply-add per term, in order of p),
+    and within float64 rounding of numpy's sums."""
+    rng = np.random.default_rng(particles)
+    columns = TILE_BYTES // np.dtype(dtype).itemsize
+    S = rng.standard_normal((particles, columns)).astype(dtype)
+    coef = rng.standard_normal(particles + 5).astype(dtype)
+    start = rng.standard_normal(columns)
+    f, reference = start.copy(), start.copy()
+    _weighted_rows(S, coef, 5, f)
+    _weighted_rows_in_order(S, coef, 5, reference)
+    np.testing.assert_array_equal(f, reference)
+    exact = start + coef[5:].astype(np.float64) @ S.astype(np.float64)
+    np.testing.assert_allclose(f, exact, rtol=0, atol=1e-14 * (particles + 1))
+
+
+def test_weighted_rows_take_float64_outputs():
+    columns = TILE_BYTES // 4
+    S, coef = np.ones((2, columns), dtype=np.float32), np.ones(2, dtype=np.float32)
+    with pytest.raises(TypingError, match="f float64"):
+        _weighted_rows(S, coef, 0, np.zeros(columns, dtype=np.float32))
