@@ -12,8 +12,9 @@ scipy):
                 e^r = 1 + 2 r P(r^2) / (Q(r^2) - r P(r^2)), times 2^(n//2) 2^(n - n//2),
                 each factor built from its bits (so subnormal results and overflow to inf
                 come out as in libm; x is clamped to [-746, 710], beyond which e^x is 0 / inf)
-    tanh(x)     sign(x) t(|x|): a < 0.625: a + a^3 P(a^2) / Q(a^2); else 1 - 2 e / (1 + e)
-                with e = exp(-2 min(a, 22)) (1 in float64 beyond); the sign of x (also of -0)
+    tanh(x)     sign(x) t(|x|): a < 0.625: a + a^3 P(a^2) / Q(a^2); else 1 - 2 / (e^2c + 1),
+                c = min(a, 22) (1 in float64 beyond), with exp's rational form of e^2c
+                inside the one division; the sign of x (also of -0)
     log1p(x)    for -0.29 <= x <= 1: 1 + x <= sqrt 2: x - x^2/2 + x^3 P(x) / Q(x);
                 else ln 2 + log1p((x - 1) / 2) (ln 2 in two parts)
     erf(x)      sign(x) e(|x|): a <= 1: a T(a^2) / U(a^2); else 1 - erfc a with
@@ -159,26 +160,36 @@ def _ln2_reduction(x):
 
 
 @kernel(inline=True)
+def _exp_parts(x):
+    """(n, p, q) with e^x = 2^n (q + p) / (q - p) = 2^n (1 + 2 p / (q - p)): x = n ln 2 + r,
+    p = r P(r^2), q = Q(r^2) (p / q is tanh(r / 2))."""
+    n, r = _ln2_reduction(x)
+    rr = r * r
+    return n, r * _polynomial(rr, _EXP_P), _polynomial(rr, _EXP_Q)
+
+
+@kernel(inline=True)
 def exp(x):
     """e^x for float64 x (NaN propagates)."""
-    n, r = _ln2_reduction(min(max(x, _EXP_MIN), _EXP_MAX))
-    rr = r * r
-    p = r * _polynomial(rr, _EXP_P)
+    n, p, q = _exp_parts(min(max(x, _EXP_MIN), _EXP_MAX))
     half = np.floor(0.5 * n)
-    return (1.0 + 2.0 * (p / (_polynomial(rr, _EXP_Q) - p))) * _power_of_two(half) * _power_of_two(n - half)
+    return (1.0 + 2.0 * (p / (q - p))) * _power_of_two(half) * _power_of_two(n - half)
 
 
 @kernel(inline=True)
 def tanh(x):
     """tanh x for float64 x (one division: the branch's numerator and denominator are
-    selected before dividing)."""
+    selected before dividing).  For a = |x| >= 0.625, with e^(2a) = s (q + p) / (q - p)
+    (:func:`_exp_parts`, s = 2^n), tanh a = 1 - 2 / (e^(2a) + 1)
+    = 1 - 2 (q - p) / ((s + 1) q + (s - 1) p), no division of exp's own."""
     a = abs(x)
     xx = x * x
-    e = exp(-2.0 * min(a, 22.0))
+    n, p, q = _exp_parts(2.0 * min(a, 22.0))
+    s = _power_of_two(n)
     small = a < 0.625
     base = a if small else 1.0
-    numerator = a * xx * _polynomial(xx, _TANH_P) if small else -2.0 * e
-    denominator = _polynomial(xx, _TANH_Q) if small else 1.0 + e
+    numerator = a * xx * _polynomial(xx, _TANH_P) if small else -2.0 * (q - p)
+    denominator = _polynomial(xx, _TANH_Q) if small else (s + 1.0) * q + (s - 1.0) * p
     return math.copysign(base + numerator / denominator, x)
 
 
