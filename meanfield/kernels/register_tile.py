@@ -33,12 +33,58 @@ _INT64 = ir.IntType(64)
 
 
 def _vector_type(dtype):
-    """(LLVM element type, its bytes, fma intrinsic suffix) of a numba float dtype."""
+    """(LLVM element type, its bytes) of a numba float dtype."""
     if dtype == types.float64:
-        return ir.DoubleType(), 8, "f64"
+        return ir.DoubleType(), 8
     if dtype == types.float32:
-        return ir.FloatType(), 4, "f32"
+        return ir.FloatType(), 4
     raise TypingError(f"register tile: float64 or float32 arrays, not {dtype}")
+
+
+def _fma(builder, vector):
+    """The llvm.fma intrinsic of a vector type, declared once per module."""
+    name = f"llvm.fma.v{vector.count}{'f64' if vector.element == ir.DoubleType() else 'f32'}"
+    return builder.module.globals.get(name) or ir.Function(builder.module, ir.FunctionType(vector, [vector] * 3), name)
+
+
+def _splat(builder, scalar, vector):
+    """``scalar`` in every lane of ``vector``'s type."""
+    single = builder.insert_element(ir.Constant(vector, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
+    mask = ir.Constant(ir.VectorType(ir.IntType(32), vector.count), [0] * vector.count)
+    return builder.shuffle_vector(single, ir.Constant(vector, ir.Undefined), mask)
+
+
+def _vector_pointer(builder, data, index, vector):
+    """A pointer to the vector of ``vector``'s type at element ``index`` of ``data``."""
+    return builder.bitcast(builder.gep(data, [index]), vector.as_pointer())
+
+
+def _accumulating_loop(builder, trips, initial, body, name):
+    """Emit ``for t in range(trips): sums = body(t, sums)`` with the sums in registers
+    (phi nodes) and return the final sums (``initial`` when trips <= 0)."""
+    entry = builder.block
+    loop = builder.append_basic_block(f"{name}.loop")
+    done = builder.append_basic_block(f"{name}.done")
+    builder.cbranch(builder.icmp_signed(">", trips, ir.Constant(_INT64, 0)), loop, done)
+    builder.position_at_end(loop)
+    t = builder.phi(_INT64)
+    t.add_incoming(ir.Constant(_INT64, 0), entry)
+    sums = [builder.phi(value.type) for value in initial]
+    for phi, value in zip(sums, initial):
+        phi.add_incoming(value, entry)
+    updated = body(t, sums)
+    following = builder.add(t, ir.Constant(_INT64, 1))
+    body_end = builder.block
+    t.add_incoming(following, body_end)
+    for phi, value in zip(sums, updated):
+        phi.add_incoming(value, body_end)
+    builder.cbranch(builder.icmp_signed("<", following, trips), loop, done)
+    builder.position_at_end(done)
+    results = [builder.phi(value.type) for value in initial]
+    for result, first, last in zip(results, initial, updated):
+        result.add_incoming(first, entry)
+        result.add_incoming(last, body_end)
+    return results
 
 
 def _tile(particles):
@@ -50,7 +96,7 @@ def _tile(particles):
             raise TypingError("register tile: XT, W and Z must have one dtype")
         if not (XT.ndim == W.ndim == Z.ndim == 2 and XT.layout == W.layout == Z.layout == "C"):
             raise TypingError("register tile: XT, W and Z must be C-contiguous matrices")
-        element, itemsize, suffix = _vector_type(XT.dtype)
+        element, itemsize = _vector_type(XT.dtype)
         lanes = VECTOR_BYTES // itemsize
         vector = ir.VectorType(element, lanes)
         count = TILE_BYTES // VECTOR_BYTES
@@ -60,48 +106,25 @@ def _tile(particles):
                         for ty, value in zip(signature.args[:3], args[:3]))
             first = context.cast(builder, args[3], signature.args[3], types.int64)
             d = builder.extract_value(w.shape, 1)
-            name = f"llvm.fma.v{lanes}{suffix}"
-            module = builder.module
-            fma = module.globals.get(name) or ir.Function(module, ir.FunctionType(vector, [vector] * 3), name)
+            fma = _fma(builder, vector)
+
+            def step(c, sums):
+                row = builder.mul(c, ir.Constant(_INT64, lanes * count))
+                columns = [builder.load(_vector_pointer(builder, xt.data, builder.add(row, ir.Constant(_INT64, v * lanes)),
+                                                        vector), align=itemsize)
+                           for v in range(count)]
+                updated = []
+                for p in range(particles):
+                    at = builder.add(builder.mul(builder.add(first, ir.Constant(_INT64, p)), d), c)
+                    weight = _splat(builder, builder.load(builder.gep(w.data, [at])), vector)
+                    updated.extend(builder.call(fma, [weight, columns[v], sums[p * count + v]]) for v in range(count))
+                return updated
+
             zero = ir.Constant(vector, [0.0] * lanes)
-            splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
-            entry = builder.block
-            loop = builder.append_basic_block("tile.loop")
-            done = builder.append_basic_block("tile.done")
-            builder.cbranch(builder.icmp_signed(">", d, ir.Constant(_INT64, 0)), loop, done)
-            builder.position_at_end(loop)
-            c = builder.phi(_INT64)
-            c.add_incoming(ir.Constant(_INT64, 0), entry)
-            sums = [builder.phi(vector) for _ in range(particles * count)]
-            for phi in sums:
-                phi.add_incoming(zero, entry)
-            row = builder.mul(c, ir.Constant(_INT64, lanes * count))
-            columns = [builder.load(builder.bitcast(builder.gep(xt.data, [builder.add(row, ir.Constant(_INT64, v * lanes))]),
-                                                    vector.as_pointer()), align=itemsize)
-                       for v in range(count)]
-            updated = []
-            for p in range(particles):
-                at = builder.add(builder.mul(builder.add(first, ir.Constant(_INT64, p)), d), c)
-                weight = builder.insert_element(ir.Constant(vector, ir.Undefined), builder.load(builder.gep(w.data, [at])),
-                                                ir.Constant(ir.IntType(32), 0))
-                weight = builder.shuffle_vector(weight, ir.Constant(vector, ir.Undefined), splat_mask)
-                updated.extend(builder.call(fma, [weight, columns[v], sums[p * count + v]]) for v in range(count))
-            following = builder.add(c, ir.Constant(_INT64, 1))
-            body_end = builder.block
-            c.add_incoming(following, body_end)
-            for phi, value in zip(sums, updated):
-                phi.add_incoming(value, body_end)
-            builder.cbranch(builder.icmp_signed("<", following, d), loop, done)
-            builder.position_at_end(done)
-            results = []
-            for value in updated:
-                result = builder.phi(vector)
-                result.add_incoming(zero, entry)
-                result.add_incoming(value, body_end)
-                results.append(result)
+            results = _accumulating_loop(builder, d, [zero] * (particles * count), step, "tile")
             for index, result in enumerate(results):
-                target = builder.gep(z.data, [ir.Constant(_INT64, index * lanes)])
-                builder.store(result, builder.bitcast(target, vector.as_pointer()), align=itemsize)
+                builder.store(result, _vector_pointer(builder, z.data, ir.Constant(_INT64, index * lanes), vector),
+                              align=itemsize)
             return context.get_dummy_value()
 
         return types.void(XT, W, Z, i), codegen
@@ -148,7 +171,7 @@ def add_weighted_rows(typingctx, S, coef, first, f):
     if not (S.dtype == coef.dtype and f.dtype == types.float64 and S.ndim == 2 and S.layout == "C"
             and coef.ndim == 1 and f.ndim == 1 and f.layout == "C"):
         raise TypingError("add_weighted_rows: S (C-contiguous matrix) and coef of one float dtype, f float64")
-    element, itemsize, _ = _vector_type(S.dtype)
+    element, itemsize = _vector_type(S.dtype)
     lanes = VECTOR_BYTES // 8                      # float64 lanes of a 64-byte vector
     groups = TILE_BYTES // itemsize // lanes
     wide = ir.VectorType(ir.DoubleType(), lanes)
@@ -161,53 +184,27 @@ def add_weighted_rows(typingctx, S, coef, first, f):
         start = context.cast(builder, args[2], signature.args[2], types.int64)
         particles = builder.extract_value(s.shape, 0)
         row_length = builder.extract_value(s.shape, 1)
-        module = builder.module
-        fma = module.globals.get(f"llvm.fma.v{lanes}f64") or ir.Function(
-            module, ir.FunctionType(wide, [wide] * 3), f"llvm.fma.v{lanes}f64")
-        splat_mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+        fma = _fma(builder, wide)
 
-        def vector_at(base, index, kind):
-            return builder.bitcast(builder.gep(base, [index]), kind.as_pointer())
-
-        initial = [builder.load(vector_at(out.data, ir.Constant(_INT64, g * lanes), wide), align=8)
-                   for g in range(groups)]
-        entry = builder.block
-        loop = builder.append_basic_block("weighted.loop")
-        done = builder.append_basic_block("weighted.done")
-        builder.cbranch(builder.icmp_signed(">", particles, ir.Constant(_INT64, 0)), loop, done)
-        builder.position_at_end(loop)
-        p = builder.phi(_INT64)
-        p.add_incoming(ir.Constant(_INT64, 0), entry)
-        sums = [builder.phi(wide) for _ in range(groups)]
-        for phi, value in zip(sums, initial):
-            phi.add_incoming(value, entry)
-        weight = builder.load(builder.gep(c.data, [builder.add(start, p)]))
-        if element != ir.DoubleType():
-            weight = builder.fpext(weight, ir.DoubleType())
-        weight = builder.shuffle_vector(builder.insert_element(ir.Constant(wide, ir.Undefined), weight,
-                                                               ir.Constant(ir.IntType(32), 0)),
-                                        ir.Constant(wide, ir.Undefined), splat_mask)
-        row = builder.mul(p, row_length)
-        updated = []
-        for g in range(groups):
-            values = builder.load(vector_at(s.data, builder.add(row, ir.Constant(_INT64, g * lanes)), narrow),
-                                  align=itemsize)
+        def step(p, sums):
+            weight = builder.load(builder.gep(c.data, [builder.add(start, p)]))
             if element != ir.DoubleType():
-                values = builder.fpext(values, wide)
-            updated.append(builder.call(fma, [weight, values, sums[g]]))
-        following = builder.add(p, ir.Constant(_INT64, 1))
-        body_end = builder.block
-        p.add_incoming(following, body_end)
-        for phi, value in zip(sums, updated):
-            phi.add_incoming(value, body_end)
-        builder.cbranch(builder.icmp_signed("<", following, particles), loop, done)
-        builder.position_at_end(done)
-        results = [builder.phi(wide) for _ in range(groups)]
-        for result, value, first_value in zip(results, updated, initial):
-            result.add_incoming(first_value, entry)
-            result.add_incoming(value, body_end)
-        for g, result in enumerate(results):
-            builder.store(result, vector_at(out.data, ir.Constant(_INT64, g * lanes), wide), align=8)
+                weight = builder.fpext(weight, ir.DoubleType())
+            weight = _splat(builder, weight, wide)
+            row = builder.mul(p, row_length)
+            updated = []
+            for g in range(groups):
+                values = builder.load(_vector_pointer(builder, s.data, builder.add(row, ir.Constant(_INT64, g * lanes)),
+                                                      narrow), align=itemsize)
+                if element != ir.DoubleType():
+                    values = builder.fpext(values, wide)
+                updated.append(builder.call(fma, [weight, values, sums[g]]))
+            return updated
+
+        outputs = [_vector_pointer(builder, out.data, ir.Constant(_INT64, g * lanes), wide) for g in range(groups)]
+        initial = [builder.load(pointer, align=8) for pointer in outputs]
+        for pointer, result in zip(outputs, _accumulating_loop(builder, particles, initial, step, "weighted")):
+            builder.store(result, pointer, align=8)
         return context.get_dummy_value()
 
     return types.void(S, coef, first, f), codegen

@@ -121,12 +121,7 @@ def _tanh_float64(z):
     return t, 1.0 - t * t
 
 
-@kernel(inline=True)
-def _tanh_float32(z):
-    return vector_math.tanh_and_derivative_float32(z)
-
-
-_tanh_pair = _by_precision(_tanh_float64, _tanh_float32)
+_tanh_pair = _by_precision(_tanh_float64, vector_math.tanh_and_derivative_float32)
 
 
 @register("tanh", "tanh z", _tanh_value, _tanh_derivative)

@@ -101,7 +101,7 @@ _LN2_HI_FLOAT32 = _F(0.693359375)          # 9 significant bits: n * it is exact
 _LN2_LO_FLOAT32 = _F(-2.12194440e-4)
 _EXP_MIN_FLOAT32 = _F(-104.0)               # e^x rounds to 0 below, to inf above _EXP_MAX_FLOAT32
 _EXP_MAX_FLOAT32 = _F(89.0)
-_0, _HALF, _1, _2, _4 = _F(0.0), _F(0.5), _F(1.0), _F(2.0), _F(4.0)
+_HALF, _1, _2, _4 = _F(0.5), _F(1.0), _F(2.0), _F(4.0)
 _TANH_SMALL_END = _F(0.625)
 _GAUSSIAN_END_FLOAT32 = _F(11.0)
 
