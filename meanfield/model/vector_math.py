@@ -15,15 +15,22 @@ scipy):
     tanh(x)     sign(x) t(|x|): a < 0.625: a + a^3 P(a^2) / Q(a^2); else 1 - 2 / (e^2c + 1),
                 c = min(a, 22) (1 in float64 beyond), with exp's rational form of e^2c
                 inside the one division; the sign of x (also of -0)
-    log1p(x)    for -0.29 <= x <= 1: 1 + x <= sqrt 2: x - x^2/2 + x^3 P(x) / Q(x);
-                else ln 2 + log1p((x - 1) / 2) (ln 2 in two parts)
     erf(x)      sign(x) e(|x|): a <= 1: a T(a^2) / U(a^2); else 1 - erfc a with
                 erfc a = exp(-a^2) P(a) / Q(a), the operations of scipy.special.erf for
                 a < 8; beyond, where scipy's erfc switches to R(a) / S(a), erfc a < 1e-29
                 and 1 - erfc a rounds to 1 with either (erf_and_gaussian: with exp(-x^2))
+    logistic_and_derivative(z)
+                with e^-|z| = u / w (exp's parts: u = 2^n (q + p), w = q - p),
+                sigma(|z|) = w / (w + u), sigma(-|z|) = u / (w + u) and
+                sigma'(z) = sigma(z) sigma(-z): one division
+    softplus_and_logistic(z)
+                max(z, 0) + log(1 + e), e = u / w as above: 1 + e = (1 + t) / (1 - t)
+                with t = u / (2w + u) for 1 + e <= sqrt 2, else (1 + e) / 2 = (1 + t) / (1 - t)
+                with t = (u - w) / (u + 3w); |t| <= 3 - 2 sqrt 2 and log((1 + t) / (1 - t))
+                = 2 atanh t = 2t + t^3 R(t^2); t and sigma share one division
 
-The rational coefficients are those of the Cephes library (S. L. Moshier), from which
-scipy.special's erf comes.
+The rational coefficients of exp, tanh and erf are those of the Cephes library (S. L.
+Moshier), from which scipy.special's erf comes; R of softplus is a least-squares fit.
 
 For float32 arguments, forms in float32 arithmetic (twice the vector lanes), with fewer
 terms and no division but where noted, within 1.3 ulp of float32 (exp), 1.8 (log1p):
@@ -57,11 +64,6 @@ _EXP_Q = (3.00198505138664455042e-6, 2.52448340349684104192e-3, 2.27265548208155
           2.00000000000000000009e0)
 _TANH_P = (-9.64399179425052238628e-1, -9.92877231001918586564e1, -1.61468768441708447952e3)
 _TANH_Q = (1.0, 1.12811678491632931402e2, 2.23548839060100448583e3, 4.84406305325125486048e3)
-_LOG1P_P = (4.5270000862445199635215e-5, 4.9854102823193375972212e-1, 6.5787325942061044846969e0,
-            2.9911919328553073277375e1, 6.0949667980987787057556e1, 5.7112963590585538103336e1,
-            2.0039553499201281259648e1)
-_LOG1P_Q = (1.0, 1.5062909083469192043167e1, 8.3047565967967209469434e1, 2.2176239823732856465394e2,
-            3.0909872225312059774938e2, 2.1642788614495947685003e2, 6.0118660497603843919306e1)
 _ERF_T = (9.60497373987051638749e0, 9.00260197203842689217e1, 2.23200534594684319226e3,
           7.00332514112805075473e3, 5.55923013010394962768e4)
 _ERF_U = (1.0, 3.35617141647503099647e1, 5.21357949780152679795e2, 4.59432382970980127987e3,
@@ -72,6 +74,10 @@ _ERFC_P = (2.46196981473530512524e-10, 5.64189564831068821977e-1, 7.463210564422
 _ERFC_Q = (1.0, 1.32281951154744992508e1, 8.67072140885989742329e1, 3.54937778887819891062e2,
            9.75708501743205489753e2, 1.82390916687909736289e3, 2.24633760818710981792e3,
            1.65666309194161350182e3, 5.57535340817727675546e2)
+_ATANH = (0.148009113671776, 0.15313546519544602, 0.18183584244858472, 0.22222198188489928,
+          0.28571428746120947, 0.3999999999939795, 0.6666666666666737)
+"""(2 atanh(t) - 2t) / t^3 in t^2 for |t| <= 3 - 2 sqrt 2 within 1.4e-18 of 2 atanh(t)
+(iteratively reweighted least squares at Chebyshev points, extended precision)."""
 
 
 # For float32: least-squares fits (relative) at Chebyshev points, each coefficient rounded
@@ -194,18 +200,45 @@ def tanh(x):
 
 
 @kernel(inline=True)
-def _log1p_near_zero(x):
-    """log(1 + x) for 1/sqrt(2) <= 1 + x <= sqrt(2)."""
-    xx = x * x
-    return x + (-0.5 * xx + x * (xx * _polynomial(x, _LOG1P_P) / _polynomial(x, _LOG1P_Q)))
+def _exp_ratio(x):
+    """(u, w) with e^x = u / w for float64 x <= 0 (exp's parts, no division): x = n ln 2 + r,
+    u = 2^n (q + p), w = q - p with 1.6 < w < 2.4 (:func:`_exp_parts`); x is clamped at
+    -746, below which e^x rounds to 0 (u is subnormal near there and 0 at the clamp)."""
+    n, p, q = _exp_parts(max(x, _EXP_MIN))
+    half = np.floor(0.5 * n)
+    return ((q + p) * _power_of_two(half)) * _power_of_two(n - half), q - p
 
 
 @kernel(inline=True)
-def log1p(x):
-    """log(1 + x) for float64 x in [sqrt(1/2) - 1, 1] (the range softplus needs)."""
-    near = 1.0 + x <= _SQRT2
-    log = _log1p_near_zero(x if near else (x - 1.0) * 0.5)      # else 1 + x = 2 (1 + (x - 1) / 2)
-    return log if near else _LN2_HI + (_LN2_LO + log)
+def logistic_and_derivative(z):
+    """(sigma(z), sigma'(z)) = (1 / (1 + e^-z), sigma(z) sigma(-z)) for float64 z, one
+    division: with e^-|z| = u / w (:func:`_exp_ratio`), sigma(|z|) = w / (w + u) and
+    sigma(-|z|) = u / (w + u), both accurate in the tails (no 1 - sigma)."""
+    u, w = _exp_ratio(-abs(z))
+    reciprocal = 1.0 / (w + u)
+    positive, negative = w * reciprocal, u * reciprocal
+    return (positive if z >= 0.0 else negative), positive * negative
+
+
+@kernel(inline=True)
+def softplus_and_logistic(z):
+    """(log(1 + e^z), 1 / (1 + e^-z)) for float64 z, one division.  log(1 + e^z) = max(z, 0)
+    + log(1 + e) with e = e^-|z| = u / w (:func:`_exp_ratio`).  For 1 + e <= sqrt 2,
+    log(1 + e) = 2 atanh t with t = e / (2 + e) = u / (2w + u); above, log(1 + e) = ln 2 +
+    2 atanh t with t = (e - 1) / (e + 3) = (u - w) / (u + 3w), from (1 + e) / 2.  Either way
+    |t| <= 3 - 2 sqrt 2 and 2 atanh t = 2t + t^3 R(t^2).  t = m / k and the logistic
+    (w or u) / (w + u) share the reciprocal of k (w + u)."""
+    u, w = _exp_ratio(-abs(z))
+    one_plus_e = w + u                                         # (1 + e) w
+    halved = one_plus_e > _SQRT2 * w
+    numerator = u - w if halved else u
+    denominator = u + 3.0 * w if halved else u + 2.0 * w
+    reciprocal = 1.0 / (denominator * one_plus_e)
+    t = numerator * one_plus_e * reciprocal
+    tt = t * t
+    log = 2.0 * t + t * tt * _polynomial(tt, _ATANH)
+    log = _LN2_HI + (_LN2_LO + log) if halved else log
+    return max(z, 0.0) + log, (w if z >= 0.0 else u) * denominator * reciprocal
 
 
 @kernel(inline=True)
