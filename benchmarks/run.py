@@ -319,7 +319,7 @@ def _three_layer(ctx, name, threads=None):
     m, n, d = ctx.count(1024), ctx.count(4096), 32
     flow, flat = make_flow(3, d, [m, m], n)
     config = {"layers": 3, "M1": m, "M2": m, "n": n, "d": d, "activation": "relu", "bias": True, "dtype": "float64"}
-    return rate_entry(ctx, name, flow, flat, three_layer_flops(n, m, m, d), config, "ratio >= 0.6", threads)
+    return rate_entry(ctx, name, flow, flat, three_layer_flops(n, m, m, d), config, "ratio >= 0.8", threads)
 
 
 def two_layer_step_name(activation, dtype):
