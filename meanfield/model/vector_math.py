@@ -35,9 +35,9 @@ Moshier), from which scipy.special's erf comes; R of softplus is a least-squares
 For float32 arguments, forms in float32 arithmetic (twice the vector lanes), with fewer
 terms and no division but where noted, within 1.3 ulp of float32 (exp), 1.8 (log1p):
 
-    exp_float32(x)                  x = n ln 2 + r, a degree-6 polynomial in r
+    exp_float32(x)                  x = n ln 2 + r, 2^n (1 + r + r^2 P(r)), P of degree 4
     log1p_unit_float32(u)           u P(u) for 0 <= u <= 1, P of degree 9
-    tanh_and_derivative_float32(x)  a < 0.625: a + a^3 P(a^2); else 1 - 2 e / (1 + e)
+    tanh_and_derivative_float32(x)  -m / (1 + e) with e = e^(-2a) and m = e - 1 (exp's parts)
     erf_and_gaussian_float32(x)     a <= 1: a + a P(a^2); else 1 - exp(-a^2) R(1/a) / a,
                                     a^2 carried exactly in two parts
 """
@@ -83,12 +83,11 @@ _ATANH = (0.148009113671776, 0.15313546519544602, 0.18183584244858472, 0.2222219
 # For float32: least-squares fits (relative) at Chebyshev points, each coefficient rounded
 # to float32 in turn from the highest degree and the lower ones fitted again
 _F = np.float32
-_EXP_FLOAT32 = tuple(map(_F, (0.001382942427881062, 0.0083747748285532, 0.0416683591902256,
-                              0.1666642129421234, 0.49999991059303284, 1.0, 1.0)))
-"""e^r for |r| <= ln(2)/2 within 1.8e-8."""
-_TANH_SMALL_FLOAT32 = tuple(map(_F, (0.0023079642560333014, -0.00835990346968174, 0.021774930879473686,
-                                     -0.053960226476192474, 0.13333310186862946, -0.3333333432674408)))
-"""(tanh a - a) / a^3 in a^2 for a <= 0.625 within 3.7e-8."""
+_EXPM1_FLOAT32 = tuple(map(_F, (0.0013893831055611372, 0.00836312584578991, 0.041666943579912186,
+                                0.16666577756404877, 0.5)))
+"""(e^r - 1 - r) / r^2 for |r| <= ln(2)/2 within 1.4e-7 (relative)."""
+_EXP_FLOAT32 = _EXPM1_FLOAT32 + (_F(1.0), _F(1.0))
+"""e^r = 1 + r + r^2 P(r) in Horner's form."""
 _ERF_SMALL_FLOAT32 = tuple(map(_F, (7.898131298134103e-05, -0.0008024332346394658, 0.005190051160752773,
                                     -0.026854807510972023, 0.11283612251281738, -0.3761262893676758,
                                     0.12837916612625122)))
@@ -108,7 +107,6 @@ _LN2_LO_FLOAT32 = _F(-2.12194440e-4)
 _EXP_MIN_FLOAT32 = _F(-104.0)               # e^x rounds to 0 below, to inf above _EXP_MAX_FLOAT32
 _EXP_MAX_FLOAT32 = _F(89.0)
 _HALF, _1, _2, _4 = _F(0.5), _F(1.0), _F(2.0), _F(4.0)
-_TANH_SMALL_END = _F(0.625)
 _GAUSSIAN_END_FLOAT32 = _F(11.0)
 
 
@@ -258,15 +256,27 @@ def erf_and_gaussian(x):
 
 
 @kernel(inline=True)
-def exp_float32(x):
-    """e^x in float32 arithmetic, for float32 x: x = n ln 2 + r (ln 2 in two parts), a
-    degree-6 polynomial in r, times 2^(n//2) 2^(n - n//2); x clamped to [-104, 89], beyond
-    which e^x rounds to 0 / inf (NaN propagates)."""
-    x = min(max(x, _EXP_MIN_FLOAT32), _EXP_MAX_FLOAT32)
+def _ln2_reduction_float32(x):
+    """(n, r) with x = n ln 2 + r, n = round(x / ln 2) (a float), |r| <= ln(2)/2, in float32
+    arithmetic (ln 2 in two parts)."""
     n = np.floor(_LOG2E_FLOAT32 * x + _HALF)
-    r = (x - n * _LN2_HI_FLOAT32) - n * _LN2_LO_FLOAT32
+    return n, (x - n * _LN2_HI_FLOAT32) - n * _LN2_LO_FLOAT32
+
+
+@kernel(inline=True)
+def _times_power_of_two_float32(v, n):
+    """v 2^n for float32 v and integral n in [-150, 128] as v 2^(n//2) 2^(n - n//2): each
+    factor normal, so a subnormal or overflowing product rounds once."""
     half = np.floor(_HALF * n)
-    return _polynomial(r, _EXP_FLOAT32) * _power_of_two(half) * _power_of_two(n - half)
+    return v * _power_of_two(half) * _power_of_two(n - half)
+
+
+@kernel(inline=True)
+def exp_float32(x):
+    """e^x in float32 arithmetic, for float32 x: x = n ln 2 + r, 2^n (1 + r + r^2 P(r)), P of
+    degree 4, x clamped to [-104, 89], beyond which e^x rounds to 0 / inf (NaN propagates)."""
+    n, r = _ln2_reduction_float32(min(max(x, _EXP_MIN_FLOAT32), _EXP_MAX_FLOAT32))
+    return _times_power_of_two_float32(_polynomial(r, _EXP_FLOAT32), n)
 
 
 @kernel(inline=True)
@@ -277,16 +287,17 @@ def log1p_unit_float32(u):
 
 @kernel(inline=True)
 def tanh_and_derivative_float32(x):
-    """(tanh x, 1 - tanh^2 x) in float32 arithmetic for float32 x: a = |x| < 0.625:
-    t = a + a^3 P(a^2) (degree 5), 1 - t^2; else with q = 2 e / (1 + e), e = e^(-2a):
-    t = 1 - q and 1 - t^2 = q (2 - q), accurate in the tails."""
-    a = abs(x)
-    xx = x * x
-    e = exp_float32(-_2 * a)
-    q = _2 * e / (_1 + e)
-    small = a < _TANH_SMALL_END
-    t = a + a * xx * _polynomial(xx, _TANH_SMALL_FLOAT32) if small else _1 - q
-    return math.copysign(t, x), (_1 - t * t if small else q * (_2 - q))
+    """(tanh x, 1 - tanh^2 x) in float32 arithmetic for float32 x, no branch: with a = |x|,
+    -2a = n ln 2 + r, e = e^(-2a) = s (1 + p), s = 2^n, p = e^r - 1 = r + r (r P(r)) (P of
+    exp_float32, the last rounding p's own) and m = e - 1 = (s - 1) + s p (accurate where e
+    is near 1): tanh a = -m / (1 + e) and 1 - tanh^2 a = 4 e / (1 + e (2 + e)), accurate in
+    the tails."""
+    n, r = _ln2_reduction_float32(max(-_2 * abs(x), _EXP_MIN_FLOAT32))
+    p = _fused_multiply_add(r, r * _polynomial(r, _EXPM1_FLOAT32), r)
+    s = _times_power_of_two_float32(_1, n)
+    e = _fused_multiply_add(s, p, s)
+    tanh = -((s - _1) + s * p) / (_1 + e)
+    return math.copysign(tanh, x), (_4 * e) / _fused_multiply_add(e, _2 + e, _1)
 
 
 @kernel(inline=True)

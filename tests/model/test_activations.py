@@ -90,10 +90,10 @@ def test_numpy_functions_write_into_a_given_buffer():
         np.testing.assert_array_equal(out, entry.value(z))
 
 
-# (sigma, sigma') in float32 ulps, float32 arithmetic (measured: tanh 1.38 / 2.85, erf
-# 1.03 / 3.36, sigmoid 2.71 / 4.33, softplus 1.86 / 2.71 over [-110, 110])
-_FLOAT32_ULPS = {"relu": (0.0, 0.0), "tanh": (1.5, 3.0), "erf": (1.1, 3.5), "sigmoid": (2.8, 4.5),
-                 "softplus": (2.0, 2.8)}
+# (sigma, sigma') in float32 ulps, float32 arithmetic (measured: tanh 2.08 / 2.83, erf
+# 0.99 / 3.36, sigmoid 2.39 / 4.08, softplus 1.91 / 2.39 over [-110, 110])
+_FLOAT32_ULPS = {"relu": (0.0, 0.0), "tanh": (2.2, 3.0), "erf": (1.1, 3.5), "sigmoid": (2.5, 4.2),
+                 "softplus": (2.0, 2.5)}
 
 
 @pytest.mark.parametrize("name", activations.NAMES)

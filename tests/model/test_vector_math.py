@@ -143,7 +143,7 @@ def _float32_ulps(approx, exact):
 
 
 def test_float32_exp_and_log1p_within_two_ulps_of_float32():
-    """In float32 arithmetic: e^x within 1.3 ulp of float32 (measured 1.25) over its finite
+    """In float32 arithmetic: e^x within 1.3 ulp of float32 (measured 1.20) over its finite
     range, subnormal results included; log1p(u) within 1.8 ulp (measured 1.74) for
     0 <= u <= 1, exactly 0 at 0."""
     rng = np.random.default_rng(2)
