@@ -21,7 +21,7 @@ The compiled scalars use :mod:`meanfield.model.vector_math` (tanh, erf, the logi
 softplus in plain arithmetic, within 2 ulp of numpy and scipy for tanh and erf, 5 for the
 logistic and softplus) instead of libm, so the loops that call them vectorize.  Float32
 arguments are evaluated in float32 arithmetic (twice the vector lanes of float64), with
-the float32 forms there for tanh, erf, sigmoid and softplus: sigma and sigma' within 1.1
+the float32 forms there for tanh, erf, sigmoid and softplus: sigma and sigma' within 1
 to 4.2 ulp of float32 of the exact values (tested; sigma' of tanh and sigmoid from e^-|z|,
 so accurate in the tails where 1 - sigma cancels).
 

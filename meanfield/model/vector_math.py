@@ -38,7 +38,7 @@ terms and no division but where noted, within 1.3 ulp of float32 (exp), 1.8 (log
     exp_float32(x)                  x = n ln 2 + r, 2^n (1 + r + r^2 P(r)), P of degree 4
     log1p_unit_float32(u)           u P(u) for 0 <= u <= 1, P of degree 9
     tanh_and_derivative_float32(x)  -m / (1 + e) with e = e^(-2a) and m = e - 1 (exp's parts)
-    erf_and_gaussian_float32(x)     a <= 1: a + a P(a^2); else 1 - exp(-a^2) R(1/a) / a,
+    erf_and_gaussian_float32(x)     a <= 1: a + a P(a^2); else 1 - exp(-a^2) R(a - 1),
                                     a^2 carried exactly in two parts
 """
 
@@ -92,11 +92,11 @@ _ERF_SMALL_FLOAT32 = tuple(map(_F, (7.898131298134103e-05, -0.000802433234639465
                                     -0.026854807510972023, 0.11283612251281738, -0.3761262893676758,
                                     0.12837916612625122)))
 """erf(a) / a - 1 in a^2 for a <= 1 within 4.7e-9 of erf(a) / a."""
-_ERFC_FLOAT32 = tuple(map(_F, (-0.04815791919827461, 0.32578325271606445, -0.9761907458305359,
-                               1.6839683055877686, -1.7856463193893433, 1.075571894645691,
-                               -0.14948052167892456, -0.2607923746109009, -0.0017213289393112063,
-                               0.5642493367195129)))
-"""a e^(a^2) erfc a in 1/a for 1 <= a <= 4 within 2.2e-8."""
+_ERFC_FLOAT32 = tuple(map(_F, (0.00010278949775965884, -0.0010314744431525469, 0.004848265554755926,
+                               -0.015032701194286346, 0.03682462126016617, -0.07903642952442169,
+                               0.15434791147708893, -0.27321094274520874, 0.42758357524871826)))
+"""e^(a^2) erfc a in a - 1 for 1 <= a <= 4, within 0.16 ulp of float32 of erf a = 1 -
+e^(-a^2) (it) with float32 Horner (fitted with weights e^(-a^2) / ulp(erf))."""
 _LOG1P_UNIT_FLOAT32 = tuple(map(_F, (-0.0031640275847166777, 0.01948787458240986, -0.056270014494657516,
                                      0.10533016920089722, -0.15263326466083527, 0.1966104358434677,
                                      -0.2495117485523224, 0.33329665660858154, -0.49999889731407166, 1.0)))
@@ -107,7 +107,7 @@ _LN2_LO_FLOAT32 = _F(-2.12194440e-4)
 _EXP_MIN_FLOAT32 = _F(-104.0)               # e^x rounds to 0 below, to inf above _EXP_MAX_FLOAT32
 _EXP_MAX_FLOAT32 = _F(89.0)
 _HALF, _1, _2, _4 = _F(0.5), _F(1.0), _F(2.0), _F(4.0)
-_GAUSSIAN_END_FLOAT32 = _F(11.0)
+_GAUSSIAN_END_FLOAT32 = _F(10.2)           # exp(-a^2) rounds to 0 from there on (a^2 > 103.98)
 
 
 # per float type: (its LLVM type, the integer of its width, mantissa bits, exponent bias)
@@ -272,11 +272,18 @@ def _times_power_of_two_float32(v, n):
 
 
 @kernel(inline=True)
-def exp_float32(x):
-    """e^x in float32 arithmetic, for float32 x: x = n ln 2 + r, 2^n (1 + r + r^2 P(r)), P of
-    degree 4, x clamped to [-104, 89], beyond which e^x rounds to 0 / inf (NaN propagates)."""
-    n, r = _ln2_reduction_float32(min(max(x, _EXP_MIN_FLOAT32), _EXP_MAX_FLOAT32))
+def _exp_in_range_float32(x):
+    """e^x in float32 arithmetic, for float32 x in [-104.1, 89] (n in [-150, 128]):
+    x = n ln 2 + r, 2^n (1 + r + r^2 P(r)), P of degree 4 (NaN propagates)."""
+    n, r = _ln2_reduction_float32(x)
     return _times_power_of_two_float32(_polynomial(r, _EXP_FLOAT32), n)
+
+
+@kernel(inline=True)
+def exp_float32(x):
+    """e^x in float32 arithmetic, for float32 x clamped to [-104, 89], beyond which e^x rounds
+    to 0 / inf (NaN propagates)."""
+    return _exp_in_range_float32(min(max(x, _EXP_MIN_FLOAT32), _EXP_MAX_FLOAT32))
 
 
 @kernel(inline=True)
@@ -303,16 +310,15 @@ def tanh_and_derivative_float32(x):
 @kernel(inline=True)
 def erf_and_gaussian_float32(x):
     """(erf x, exp(-x^2)) in float32 arithmetic for float32 x: a = |x| <= 1: a + a P(a^2)
-    (degree 6); else 1 - exp(-a^2) R(1 / min(a, 4)) / min(a, 4) with R of degree 9 fitted
-    to a e^(a^2) erfc a on [1, 4] (beyond, erfc a < 1.6e-8 and erf rounds to 1).  a^2 is
-    carried exactly as hi + lo (a fused multiply-add), exp(-a^2) = e^(-hi) (1 - lo), with
-    a clamped to 11 (exp(-a^2) rounds to 0 beyond)."""
+    (degree 6); else 1 - exp(-a^2) R(min(a, 4) - 1) with R of degree 8 fitted to
+    e^(a^2) erfc a on [1, 4] (beyond, erfc a < 1.6e-8 and erf rounds to 1).  a^2 is carried
+    exactly as hi + lo (a fused multiply-add), exp(-a^2) = e^(-hi) (1 - lo), with a clamped
+    to 10.2 (exp(-a^2) rounds to 0 from there on; NaN propagates)."""
     a = abs(x)
     c = min(a, _GAUSSIAN_END_FLOAT32)
     hi = c * c
     lo = _fused_multiply_add(c, c, -hi)
-    gaussian = exp_float32(-hi) * (_1 - lo)
-    inverse = _1 / min(max(a, _1), _4)
+    gaussian = _exp_in_range_float32(-hi) * (_1 - lo)
     value = a + a * _polynomial(hi, _ERF_SMALL_FLOAT32) if not a > _1 else \
-        _1 - gaussian * (inverse * _polynomial(inverse, _ERFC_FLOAT32))
-    return math.copysign(value, x), (x if x != x else gaussian)
+        _1 - gaussian * _polynomial(min(a, _4) - _1, _ERFC_FLOAT32)
+    return math.copysign(value, x), gaussian

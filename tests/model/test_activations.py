@@ -91,8 +91,8 @@ def test_numpy_functions_write_into_a_given_buffer():
 
 
 # (sigma, sigma') in float32 ulps, float32 arithmetic (measured: tanh 2.08 / 2.83, erf
-# 0.99 / 3.36, sigmoid 2.39 / 4.08, softplus 1.91 / 2.39 over [-110, 110])
-_FLOAT32_ULPS = {"relu": (0.0, 0.0), "tanh": (2.2, 3.0), "erf": (1.1, 3.5), "sigmoid": (2.5, 4.2),
+# 0.87 / 3.36, sigmoid 2.39 / 4.08, softplus 1.91 / 2.39 over [-110, 110])
+_FLOAT32_ULPS = {"relu": (0.0, 0.0), "tanh": (2.2, 3.0), "erf": (1.0, 3.5), "sigmoid": (2.5, 4.2),
                  "softplus": (2.0, 2.5)}
 
 

@@ -160,3 +160,20 @@ def test_float32_exp_limits():
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out[:3], [0.0, 0.0, 0.0])
     assert np.all(np.isinf(out[3:6])) and np.isnan(out[6])
+
+
+_tanh_pair_float32 = numba.njit(lambda x: vector_math.tanh_and_derivative_float32(x))
+_erf_pair_float32 = numba.njit(lambda x: vector_math.erf_and_gaussian_float32(x))
+
+
+@pytest.mark.parametrize("function, expected", [
+    (_tanh_pair_float32, [(0.0, 1.0), (-0.0, 1.0), (1.0, 0.0), (-1.0, 0.0), (1.0, 0.0), (-1.0, 0.0), (1e-45, 1.0)]),
+    (_erf_pair_float32, [(0.0, 1.0), (-0.0, 1.0), (1.0, 0.0), (-1.0, 0.0), (1.0, 0.0), (-1.0, 0.0), (1e-45, 1.0)])])
+def test_float32_tanh_and_erf_special_values(function, expected):
+    """Signed zeros, the infinities and huge arguments (sigma' and exp(-x^2) exactly 0),
+    the smallest subnormal (erf x = 2 x / sqrt(pi) rounds to it) and NaN."""
+    x = np.array([0.0, -0.0, np.inf, -np.inf, 1e30, -1e30, 1e-45], dtype=np.float32)
+    for argument, (value, derivative) in zip(x, expected):
+        out = function(argument)
+        assert out == (np.float32(value), np.float32(derivative)) and np.signbit(out[0]) == np.signbit(argument)
+    assert np.all(np.isnan(function(np.float32(np.nan))))
