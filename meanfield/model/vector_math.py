@@ -173,11 +173,18 @@ def _exp_parts(x):
 
 
 @kernel(inline=True)
-def exp(x):
-    """e^x for float64 x (NaN propagates)."""
-    n, p, q = _exp_parts(min(max(x, _EXP_MIN), _EXP_MAX))
+def _exp_in_range(x):
+    """e^x for float64 x in [-746, 710] (NaN propagates)."""
+    n, p, q = _exp_parts(x)
     half = np.floor(0.5 * n)
     return (1.0 + 2.0 * (p / (q - p))) * _power_of_two(half) * _power_of_two(n - half)
+
+
+@kernel(inline=True)
+def exp(x):
+    """e^x for float64 x, clamped to [-746, 710], beyond which e^x rounds to 0 / inf (NaN
+    propagates)."""
+    return _exp_in_range(min(max(x, _EXP_MIN), _EXP_MAX))
 
 
 @kernel(inline=True)
@@ -246,13 +253,13 @@ def erf_and_gaussian(x):
     dividing)."""
     a = abs(x)
     xx = x * x
-    c = min(a, 30.0)                          # exp(-x^2) = 0 in float64 beyond
-    gaussian = exp(-c * c)
+    c = min(a, 27.3)                          # exp(-x^2) = 0 in float64 beyond; NaN propagates
+    gaussian = _exp_in_range(-c * c)
     small = not a > 1.0
     base = 0.0 if small else 1.0
     numerator = a * _polynomial(xx, _ERF_T) if small else -gaussian * _polynomial(c, _ERFC_P)
     denominator = _polynomial(xx, _ERF_U) if small else _polynomial(c, _ERFC_Q)
-    return math.copysign(base + numerator / denominator, x), (x if x != x else gaussian)
+    return math.copysign(base + numerator / denominator, x), gaussian
 
 
 @kernel(inline=True)
