@@ -33,7 +33,9 @@ import sys
 import time
 from pathlib import Path
 
+import llvmlite.binding
 import numpy as np
+from numba.core import config as numba_config
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from meanfield.flow.estimators.samples import SampleExpectation
@@ -276,6 +278,17 @@ def merged(path, results):
     return sorted(by_name.values(), key=lambda e: order.get(e["name"], len(order)))
 
 
+def compiled_target():
+    """The CPU the compiled kernels are built for (numba's NUMBA_CPU_NAME and
+    NUMBA_CPU_FEATURES where set, else the host's) and the widest vector extension among
+    its features: avx512f kernels hold 8 float64 lanes, avx2 ones 4."""
+    features = numba_config.CPU_FEATURES or llvmlite.binding.get_host_cpu_features().flatten()
+    enabled = {feature[1:] for feature in features.split(",") if feature.startswith("+")}
+    return {"cpu": numba_config.CPU_NAME or llvmlite.binding.get_host_cpu_name(),
+            "vector_extension": next((name for name in ("avx512f", "avx2", "avx", "sse4.2", "neon")
+                                      if name in enabled), "other")}
+
+
 def blas_libraries():
     """The BLAS libraries loaded (threadpoolctl): 'internal_api version architecture, threads'."""
     return [f"{pool.get('internal_api')} {pool.get('version')} {pool.get('architecture')}, "
@@ -488,7 +501,8 @@ def main(argv=None):
     import meanfield.flow.estimators.samples  # noqa: F401  (load every BLAS the package uses)
     for library in blas_libraries():
         print(f"BLAS: {library}", flush=True)
-    machine = {"blas": blas_libraries(), "cpus": os.cpu_count(),
+    print(f"compiled for: {compiled_target()}", flush=True)
+    machine = {"blas": blas_libraries(), "cpus": os.cpu_count(), "compiled_for": compiled_target(),
                "matmul_gflops": {np.dtype(dtype).name: ctx.matmul_flops() / min(ctx.matmul_seconds(dtype)
                                                                                  for _ in range(ctx.repeats)) / 1e9
                                  for dtype in (np.float64, np.float32)}}
