@@ -37,7 +37,8 @@ terms and no division but where noted, within 1.3 ulp of float32 (exp), 1.8 (log
 
     exp_float32(x)                  x = n ln 2 + r, 2^n (1 + r + r^2 P(r)), P of degree 4
     log1p_unit_float32(u)           u P(u) for 0 <= u <= 1, P of degree 9
-    tanh_and_derivative_float32(x)  -m / (1 + e) with e = e^(-2a) and m = e - 1 (exp's parts)
+    tanh_and_derivative_float32(x)  -m / (1 + e) and 4 e / (1 + e (2 + e)) with e = e^(-2a)
+                                    and m = e - 1 from exp's reduction
     erf_and_gaussian_float32(x)     a <= 1: a + a P(a^2); else 1 - exp(-a^2) R(a - 1),
                                     a^2 carried exactly in two parts
 """
