@@ -33,9 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-import llvmlite.binding
 import numpy as np
-from numba.core import config as numba_config
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from meanfield.flow.estimators.samples import SampleExpectation
@@ -43,6 +41,7 @@ from meanfield.flow.field import Flow
 from meanfield.model.activations import NAMES as activation_names
 from meanfield.model.initialization import initialize
 from meanfield.jit import num_threads
+from meanfield.kernels.register_tile import compiled_target
 from meanfield.model.networks import build_network
 
 HERE = Path(__file__).resolve().parent
@@ -278,15 +277,12 @@ def merged(path, results):
     return sorted(by_name.values(), key=lambda e: order.get(e["name"], len(order)))
 
 
-def compiled_target():
-    """The CPU the compiled kernels are built for (numba's NUMBA_CPU_NAME and
-    NUMBA_CPU_FEATURES where set, else the host's) and the widest vector extension among
-    its features: avx512f kernels hold 8 float64 lanes, avx2 ones 4."""
-    features = numba_config.CPU_FEATURES or llvmlite.binding.get_host_cpu_features().flatten()
-    enabled = {feature[1:] for feature in features.split(",") if feature.startswith("+")}
-    return {"cpu": numba_config.CPU_NAME or llvmlite.binding.get_host_cpu_name(),
-            "vector_extension": next((name for name in ("avx512f", "avx2", "avx", "sse4.2", "neon")
-                                      if name in enabled), "other")}
+def compiled_for():
+    """The CPU the compiled kernels are built for (:func:`compiled_target`) and the widest
+    vector extension among its features: avx512f kernels hold 8 float64 lanes, avx2 ones 4."""
+    cpu, enabled = compiled_target()
+    return {"cpu": cpu, "vector_extension": next((name for name in ("avx512f", "avx2", "avx", "sse4.2", "neon")
+                                                  if name in enabled), "other")}
 
 
 def blas_libraries():
@@ -501,8 +497,9 @@ def main(argv=None):
     import meanfield.flow.estimators.samples  # noqa: F401  (load every BLAS the package uses)
     for library in blas_libraries():
         print(f"BLAS: {library}", flush=True)
-    print(f"compiled for: {compiled_target()}", flush=True)
-    machine = {"blas": blas_libraries(), "cpus": os.cpu_count(), "compiled_for": compiled_target(),
+    target = compiled_for()
+    print(f"compiled for: {target}", flush=True)
+    machine = {"blas": blas_libraries(), "cpus": os.cpu_count(), "compiled_for": target,
                "matmul_gflops": {np.dtype(dtype).name: ctx.matmul_flops() / min(ctx.matmul_seconds(dtype)
                                                                                  for _ in range(ctx.repeats)) / 1e9
                                  for dtype in (np.float64, np.float32)}}

@@ -132,18 +132,19 @@ def _tile(particles):
     return tile
 
 
-def _targets_wide_vectors():
-    """Whether compiled code targets 64-byte vector registers (AVX-512): numba's
-    NUMBA_CPU_FEATURES when set, else the host's features."""
+def compiled_target():
+    """(CPU name, set of enabled features) that compiled code is built for: numba's
+    NUMBA_CPU_NAME and NUMBA_CPU_FEATURES when set, else the host's."""
     features = numba.config.CPU_FEATURES or llvm.get_host_cpu_features().flatten()
-    return "+avx512f" in features.split(",")
+    return (numba.config.CPU_NAME or llvm.get_host_cpu_name(),
+            {feature[1:] for feature in features.split(",") if feature.startswith("+")})
 
 
 # particles per tile: their 2 x particles accumulators must stay in registers; 8 with
 # 32 registers of 64 bytes (AVX-512), 2 with 16 of 32 bytes (AVX2, where 8 spill: 32
 # against OpenBLAS's 43 GFLOP/s, and 2 give 49).  Each entry is the same in-order sum
 # whatever the count, so the choice changes the speed, not the numbers.
-TILE_PARTICLES = 8 if _targets_wide_vectors() else 2
+TILE_PARTICLES = 8 if "avx512f" in compiled_target()[1] else 2
 tile = _tile(TILE_PARTICLES)
 """tile(XT, W, Z, i): Z[:P] = W[i:i + P] @ XT, P = TILE_PARTICLES (XT (d, TILE_BYTES / itemsize), Z (P, same), contiguous)."""
 tile_one = _tile(1)
